@@ -1,0 +1,1 @@
+"""mmrag's core: settings, embedders, vector stores, search and answerers."""

@@ -1,0 +1,39 @@
+"""One small exception hierarchy for everything mmrag raises on purpose."""
+
+from __future__ import annotations
+
+
+class MmragError(Exception):
+    """Base class of every error mmrag raises deliberately."""
+
+
+class ConfigError(MmragError):
+    """Settings or arguments that cannot work together."""
+
+
+class ModelNotFoundError(ConfigError):
+    """A model name, pretrained tag or checkpoint that cannot be resolved."""
+
+
+class EmbeddingError(MmragError):
+    """The model failed to embed a batch."""
+
+
+class ImageDecodeError(MmragError):
+    """Bytes that are not a decodable image, or one over the pixel cap."""
+
+
+class StoreError(MmragError):
+    """The vector store refused or failed an operation."""
+
+
+class StoreUnavailableError(StoreError):
+    """The vector store cannot be reached."""
+
+
+class CollectionNotFoundError(StoreError):
+    """The named collection does not exist."""
+
+
+class ModelMismatchError(StoreError):
+    """Vectors of one model written to, or queried against, a collection built with another."""
