@@ -33,6 +33,23 @@ class Settings(BaseSettings):
 
     max_image_pixels: int = Field(50_000_000, ge=1, description="decompression-bomb cap")
 
+    api_key: str | None = Field(None, description="when set, every route but /health needs it")
+    cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins")
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1, description="image upload size cap")
+    max_query_chars: int = Field(1000, ge=1, description="longest accepted text query")
+    query_cache_size: int = Field(1024, ge=0, description="LRU entries of text-query embeddings")
+    batch_window_ms: float = Field(5.0, ge=0, description="micro-batching window for queries")
+    max_query_batch: int = Field(16, ge=1, description="largest micro-batch of text queries")
+    thumbnail_dir: Path | None = Field(None, description="thumbnail cache (default: next to db)")
+
+    llm: Literal["extractive", "openai"] = Field("extractive", description="answerer backend")
+    llm_base_url: str = Field("https://api.openai.com/v1", description="OpenAI-compatible URL")
+    llm_api_key: str | None = Field(None, description="key for the LLM endpoint")
+    llm_model: str = Field("gpt-4o-mini", description="chat model name at the endpoint")
+    llm_vision: Literal["auto", "on", "off"] = Field("auto", description="send images to the LLM")
+    llm_timeout_s: float = Field(60.0, gt=0, description="LLM request timeout")
+    llm_max_retries: int = Field(2, ge=0, description="retries with backoff on LLM errors")
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     def pretrained_tag(self) -> str | None:

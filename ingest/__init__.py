@@ -1,0 +1,5 @@
+"""Batch ingest: sources -> decode -> embed -> Milvus, built on mmrag's pipeline engine."""
+
+from ingest.job import IngestOptions, IngestSummary, run_ingest
+
+__all__ = ["IngestOptions", "IngestSummary", "run_ingest"]

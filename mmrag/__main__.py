@@ -1,0 +1,5 @@
+"""python -m mmrag."""
+
+from mmrag.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,204 @@
+"""OpenClipEmbedder: any open_clip model, from a pretrained tag or a local checkpoint file."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import logging
+import pickle
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import open_clip
+import torch
+from safetensors import SafetensorError
+
+from retrieval.config import DEFAULT_MODEL, DEFAULT_PRETRAINED
+from retrieval.embedders.base import Embedder
+from retrieval.embedders.preprocess import PreprocessConfig, preprocess_image
+from retrieval.errors import ConfigError, EmbeddingError, ModelNotFoundError
+from retrieval.types import Modality
+
+log = logging.getLogger(__name__)
+
+_SCHEMAS = ("hf-hub:", "local-dir:")
+_LOAD_ERRORS = (
+    RuntimeError, KeyError, ValueError, OSError, EOFError, pickle.UnpicklingError, SafetensorError,
+)
+
+
+class OpenClipEmbedder(Embedder):
+    """Embeds texts and images with an open_clip model in eval mode, fp32 out."""
+
+    def __init__(
+        self,
+        model_name: str = DEFAULT_MODEL,
+        pretrained: str | None = DEFAULT_PRETRAINED,
+        checkpoint: str | Path | None = None,
+        device: str = "auto",
+        batch_size: int = 32,
+        torch_threads: int = 0,
+        *,
+        reducing_gap: float | None = 3.0,
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        if torch_threads > 0:
+            torch.set_num_threads(torch_threads)
+        if not model_name.startswith(_SCHEMAS):
+            model_name = model_name.replace("/", "-")  # 'ViT-B/32' spelling, as open_clip does
+        elif checkpoint is not None:
+            raise ConfigError(f"{model_name} brings its own weights; drop checkpoint={checkpoint}")
+        self.model_name = model_name
+        self.batch_size = batch_size
+        self.device = resolve_device(device)
+        checkpoint_path = _check_checkpoint(checkpoint)
+        _check_name_and_tag(model_name, None if checkpoint_path is not None else pretrained)
+        self.model_id = _model_id(model_name, pretrained, checkpoint_path)
+        self.model = _create_model(model_name, pretrained, checkpoint_path, self.device)
+        self.tokenizer = open_clip.get_tokenizer(model_name)
+        cfg = getattr(self.model.visual, "preprocess_cfg", {})
+        self.preprocess_config = PreprocessConfig.from_open_clip(cfg, reducing_gap=reducing_gap)
+        self._lock = threading.Lock()
+        self.dim = self._output_dim()
+
+    def prepare_image(self, rgb: np.ndarray) -> np.ndarray:
+        """Resize, crop and normalize one RGB uint8 image to float32 CHW (no torch, thread-safe)."""
+        return preprocess_image(rgb, self.preprocess_config)
+
+    def embed_batch(self, batch: Sequence[Any], modality: Modality) -> np.ndarray:
+        """Embed strings (TEXT) or prepared float32 CHW arrays (IMAGE); raw features out."""
+        if modality is Modality.TEXT:
+            inputs = self.tokenizer([str(text) for text in batch])
+            return self._run(self.model.encode_text, inputs)
+        try:
+            stacked = np.stack(batch).astype(np.float32, copy=False)
+        except ValueError as exc:
+            raise EmbeddingError(f"prepared images differ in shape: {exc}") from exc
+        if stacked.shape[1:] != self.preprocess_config.input_shape:
+            raise EmbeddingError(
+                f"{self.model_id} expects prepared images of shape "
+                f"{self.preprocess_config.input_shape}, got {stacked.shape[1:]}"
+            )
+        return self._run(self.model.encode_image, torch.from_numpy(stacked))
+
+    def _run(self, encode: Any, inputs: torch.Tensor) -> np.ndarray:
+        """Run one encoder call under inference mode on the model's device."""
+        try:
+            with self._lock, torch.inference_mode():
+                features = encode(inputs.to(self.device, non_blocking=True))
+                return features.float().cpu().numpy()
+        except RuntimeError as exc:  # includes torch.OutOfMemoryError
+            raise EmbeddingError(f"{self.model_id} failed on a batch: {exc}") from exc
+
+    def _output_dim(self) -> int:
+        """The embedding width, from the config or, failing that, one tiny forward pass."""
+        config = open_clip.get_model_config(self.model_name)
+        if config and isinstance(config.get("embed_dim"), int):
+            return int(config["embed_dim"])
+        return int(self._run(self.model.encode_text, self.tokenizer([""])).shape[1])
+
+    def __repr__(self) -> str:
+        return f"OpenClipEmbedder({self.model_id!r}, device={self.device!r}, dim={self.dim})"
+
+
+def resolve_device(device: str) -> str:
+    """'auto' becomes 'cuda' when CUDA is usable, else 'cpu'; others are validated."""
+    if device in ("", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {device!r}: {exc}") from exc
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available here")
+    return str(parsed)
+
+
+def file_digest(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_checkpoint(checkpoint: str | Path | None) -> Path | None:
+    """The checkpoint as a Path, or ModelNotFoundError when it is not a file."""
+    if checkpoint is None or str(checkpoint) == "":
+        return None
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise ModelNotFoundError(f"checkpoint file not found: {path}")
+    return path
+
+
+def _model_id(model_name: str, pretrained: str | None, checkpoint: Path | None) -> str:
+    """A stable id: 'name/tag', 'name/ckpt-<sha256[:12]>', or the schema'd name."""
+    if checkpoint is not None:
+        return f"{model_name}/ckpt-{file_digest(checkpoint)[:12]}"
+    if model_name.startswith(_SCHEMAS):
+        return model_name
+    if pretrained:
+        return f"{model_name}/{pretrained}"
+    raise ModelNotFoundError(
+        f"no weights for {model_name!r}: pass a pretrained tag "
+        f"(one of {open_clip.list_pretrained_tags_by_model(model_name)}) or a checkpoint file"
+    )
+
+
+def _check_name_and_tag(model_name: str, pretrained: str | None) -> None:
+    """Fail early, with suggestions, on an unknown model name or pretrained tag."""
+    if model_name.startswith(_SCHEMAS):
+        return
+    known = open_clip.list_models()
+    if model_name not in known:
+        close = difflib.get_close_matches(model_name, known, n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ModelNotFoundError(
+            f"unknown model {model_name!r}{hint} (see list_models(), or register a config "
+            f"with add_model_config)"
+        )
+    if pretrained is None:
+        return
+    tags = open_clip.list_pretrained_tags_by_model(model_name)
+    if pretrained not in tags:
+        raise ModelNotFoundError(
+            f"unknown pretrained tag {pretrained!r} for {model_name}; known tags: "
+            f"{', '.join(tags) or 'none (pass a checkpoint file)'}"
+        )
+
+
+def _create_model(
+    model_name: str, pretrained: str | None, checkpoint: Path | None, device: str
+) -> torch.nn.Module:
+    """Create the model through open_clip (its own checkpoint loading), in eval mode."""
+    source = str(checkpoint) if checkpoint is not None else pretrained
+    try:
+        model = open_clip.create_model(
+            model_name, pretrained=source, device=device, precision="fp32"
+        )
+    except _LOAD_ERRORS as exc:
+        raise _load_error(model_name, pretrained, checkpoint, exc) from exc
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+def _load_error(
+    model_name: str, pretrained: str | None, checkpoint: Path | None, exc: BaseException
+) -> ModelNotFoundError:
+    """A ModelNotFoundError explaining why open_clip could not build the model."""
+    reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+    if checkpoint is not None:
+        return ModelNotFoundError(
+            f"cannot load checkpoint {checkpoint} into {model_name}: {reason}"
+        )
+    return ModelNotFoundError(
+        f"could not fetch weights {model_name}/{pretrained} ({reason}); without network access, "
+        f"download the checkpoint elsewhere and pass it as checkpoint= (MMRAG_CHECKPOINT)"
+    )

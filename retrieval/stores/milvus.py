@@ -1,0 +1,676 @@
+"""The VectorStore on Milvus (Lite file or server) through pymilvus ``MilvusClient``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+import unicodedata
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import grpc
+import numpy as np
+from pymilvus import DataType, MilvusClient
+from pymilvus.client.types import LoadState
+from pymilvus.exceptions import ConnectionConfigException, ErrorCode, MilvusException
+
+from retrieval.errors import (
+    CollectionNotFoundError,
+    ConfigError,
+    ModelMismatchError,
+    StoreError,
+    StoreUnavailableError,
+)
+from retrieval.ids import MAX_ID_LENGTH
+from retrieval.stores import is_local_uri
+from retrieval.stores.base import VectorStore
+from retrieval.stores.expr import ids_in_expr, quote_string
+from retrieval.types import CollectionInfo, Hit, Modality, Record
+
+# Every pymilvus failure is re-raised as a StoreError, so its own ERROR tracebacks are noise.
+logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+
+METRIC = "IP"
+MAX_TOPK = 16384  # Milvus: limit + offset must stay within [1, 16384]
+MAX_SOURCE_BYTES = 2048
+MAX_CAPTION_BYTES = 4096
+MAX_MODALITY_BYTES = 16
+MAX_MODEL_ID_BYTES = 256
+BATCH_BYTES = 2 * 1024 * 1024  # per upsert call, well under gRPC message limits
+IDS_PER_CALL = 256  # ids per `id in [...]` query or delete
+QUERIES_PER_CALL = 256  # query vectors per search call
+HNSW_BUILD = {"M": 16, "efConstruction": 200}
+HNSW_MIN_EF = 64
+IVF_NLIST = 128
+IVF_NPROBE = 16
+LITE_INDEXES = ("FLAT", "IVF_FLAT", "AUTOINDEX")
+SERVER_INDEXES = ("FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX")
+_COLLECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}\Z")
+_LITE_FILE_NAME = re.compile(r"[A-Za-z0-9.\-_]{1,36}\Z")
+_FIELDS = ("id", "source", "caption", "modality", "metadata", "model_id")
+_CONSISTENCY = ("Strong", "Session", "Bounded", "Eventually")
+
+_lite_lock = threading.Lock()
+_lite_users: dict[str, int] = {}
+
+
+@dataclass(frozen=True)
+class _Meta:
+    """What mmrag recorded about a collection when it created it."""
+
+    dim: int
+    model_id: str
+    index_type: str
+
+
+def redact_uri(uri: str) -> str:
+    """The URI without any user:password part, for messages."""
+    if is_local_uri(uri):
+        return uri
+    parts = urlsplit(uri)
+    if parts.password is None and parts.username is None:
+        return uri
+    host = parts.hostname or ""
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def lite_path(uri: str) -> Path:
+    """Resolve and check a Milvus Lite file path (``.db`` suffix, a name Lite accepts)."""
+    path = Path(uri.strip()).expanduser().resolve()
+    if path.suffix != ".db":
+        raise ConfigError(f"Milvus Lite file must end with .db: {uri!r}")
+    if not _LITE_FILE_NAME.match(path.name):
+        raise ConfigError(
+            f"Milvus Lite file name {path.name!r} must be at most 36 characters of "
+            "letters, digits, '.', '-' or '_'"
+        )
+    return path
+
+
+def truncate_utf8(text: str, max_bytes: int) -> str:
+    """Cut text to at most max_bytes of UTF-8 without splitting a character."""
+    data = text.encode("utf-8")
+    if len(data) <= max_bytes:
+        return text
+    return data[:max_bytes].decode("utf-8", errors="ignore")
+
+
+def resolve_index_type(index_type: str, *, local: bool) -> str:
+    """The concrete index type for this backend, or a ConfigError naming the choices."""
+    wanted = index_type.strip().upper()
+    if wanted == "AUTO":
+        return "FLAT" if local else "HNSW"
+    supported = LITE_INDEXES if local else SERVER_INDEXES
+    if wanted not in supported:
+        backend = "Milvus Lite" if local else "a Milvus server"
+        raise ConfigError(
+            f"index type {index_type!r} is not supported on {backend}; "
+            f"use auto or one of {', '.join(supported)}"
+        )
+    return wanted
+
+
+def _index_params(index_type: str) -> dict[str, Any]:
+    """Build parameters for an index type."""
+    if index_type == "HNSW":
+        return dict(HNSW_BUILD)
+    if index_type == "IVF_FLAT":
+        return {"nlist": IVF_NLIST}
+    return {}
+
+
+def _search_params(index_type: str, topk: int) -> dict[str, Any]:
+    """Search-time parameters for an index type (HNSW ef is never below topk)."""
+    if index_type == "HNSW":
+        return {"ef": max(HNSW_MIN_EF, topk)}
+    if index_type == "IVF_FLAT":
+        return {"nprobe": IVF_NPROBE}
+    return {}
+
+
+def _is_not_found(message: str) -> bool:
+    """Whether a Milvus message says the collection does not exist."""
+    text = message.lower()
+    return "collection not found" in text or "can't find collection" in text
+
+
+def _translate(exc: MilvusException | grpc.RpcError, action: str, where: str) -> StoreError:
+    """Map a pymilvus or gRPC failure to mmrag's store errors."""
+    if isinstance(exc, grpc.RpcError):
+        code = exc.code() if callable(getattr(exc, "code", None)) else None
+        details = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            return StoreUnavailableError(f"Milvus at {where} did not answer {action}: {details}")
+        return StoreError(f"Milvus {action} failed at {where}: {details}")
+    message = exc.message or str(exc)
+    if isinstance(exc, ConnectionConfigException):
+        return StoreUnavailableError(f"cannot open Milvus at {where}: {message}")
+    code = exc.code
+    if code == ErrorCode.COLLECTION_NOT_FOUND or _is_not_found(message):
+        return CollectionNotFoundError(f"{action}: {message} (at {where})")
+    unavailable_codes = (2, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    if code in unavailable_codes or "server unavailable" in message.lower():
+        return StoreUnavailableError(f"Milvus at {where} is unavailable ({action}): {message}")
+    return StoreError(f"Milvus {action} failed at {where}: {message}")
+
+
+class MilvusStore(VectorStore):
+    """One Milvus collection: ``id`` VARCHAR key, unit ``vector`` (IP), fields, JSON metadata."""
+
+    def __init__(
+        self,
+        uri: str,
+        collection: str,
+        *,
+        token: str | None = None,
+        index_type: str = "auto",
+        timeout: float = 30.0,
+        slow_timeout: float = 300.0,
+        connect_timeout: float = 10.0,
+        consistency: str = "Strong",
+    ) -> None:
+        """Connect to Milvus Lite (a ``.db`` path) or a server (``http(s)://host:port``)."""
+        if not uri or not uri.strip():
+            raise ConfigError("Milvus URI is empty")
+        if not _COLLECTION_NAME.match(collection):
+            raise ConfigError(
+                f"collection name {collection!r} must start with a letter or '_' and "
+                "contain only letters, digits and '_' (at most 255)"
+            )
+        if consistency not in _CONSISTENCY:
+            raise ConfigError(f"consistency must be one of {', '.join(_CONSISTENCY)}")
+        if min(timeout, slow_timeout, connect_timeout) <= 0:
+            raise ConfigError("timeouts must be positive")
+        self.collection = collection
+        self.uri = uri.strip()
+        self.is_local = is_local_uri(self.uri)
+        self.index_type = resolve_index_type(index_type, local=self.is_local)
+        self._timeout = timeout
+        self._slow_timeout = slow_timeout
+        self._consistency = consistency
+        self._meta_cache: _Meta | None = None
+        self._lite_key: str | None = None
+        self._where = redact_uri(self.uri)
+        self._client: MilvusClient | None = self._connect(token, connect_timeout)
+
+    def __repr__(self) -> str:
+        """Show where the store points, never the token."""
+        return f"MilvusStore({self._where!r}, {self.collection!r})"
+
+    def __enter__(self) -> MilvusStore:
+        """Use the store as a context manager."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close on leaving the block."""
+        self.close()
+
+    def _connect(self, token: str | None, connect_timeout: float) -> MilvusClient:
+        """Open a dedicated client (starting the Lite server process for a file)."""
+        target = self.uri
+        if self.is_local:
+            path = lite_path(self.uri)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            target = str(path)
+            self._where = target
+            _import_milvus_lite()
+        try:
+            client = MilvusClient(
+                uri=target, token=token or "", timeout=connect_timeout, dedicated=True
+            )
+        except (MilvusException, grpc.RpcError) as exc:
+            err = _translate(exc, "connect", self._where)
+            if self.is_local:
+                if not isinstance(exc, ConnectionConfigException):  # Lite started, channel failed
+                    _release_lite(target, started=False)
+                err = StoreUnavailableError(
+                    f"cannot open Milvus Lite file {target} (Milvus Lite lets one process "
+                    f"own a file; is another process using it?): {err}"
+                )
+            raise err from exc
+        if self.is_local:
+            with _lite_lock:
+                _lite_users[target] = _lite_users.get(target, 0) + 1
+            self._lite_key = target
+        return client
+
+    @contextmanager
+    def _call(self, action: str) -> Iterator[MilvusClient]:
+        """Yield the client; translate pymilvus and gRPC failures into StoreErrors."""
+        if self._client is None:
+            raise StoreError(f"store for {self.collection!r} is closed")
+        try:
+            yield self._client
+        except (MilvusException, grpc.RpcError) as exc:
+            raise _translate(exc, f"{action} {self.collection!r}", self._where) from exc
+
+    # ----- collection lifecycle -------------------------------------------------------
+
+    def exists(self) -> bool:
+        """Whether the collection exists."""
+        with self._call("has_collection") as client:
+            return bool(client.has_collection(self.collection, timeout=self._timeout))
+
+    def ensure_collection(self, dim: int, model_id: str) -> None:
+        """Create the collection for this model, or check that an existing one matches it."""
+        if not isinstance(dim, int) or dim <= 0:
+            raise ConfigError(f"dimension must be a positive integer, got {dim!r}")
+        if not model_id or len(model_id.encode("utf-8")) > MAX_MODEL_ID_BYTES:
+            raise ConfigError(f"model id must be 1 to {MAX_MODEL_ID_BYTES} bytes")
+        if not self.exists():
+            try:
+                self._create(dim, model_id)
+            except StoreError:
+                if not self.exists():  # lost a creation race: check the winner below
+                    raise
+        meta = self._meta(refresh=True)
+        if meta.model_id != model_id or meta.dim != dim:
+            raise ModelMismatchError(
+                f"collection {self.collection!r} holds vectors of model {meta.model_id!r} "
+                f"(dim {meta.dim}); refusing model {model_id!r} (dim {dim}). "
+                "Use another collection or re-index."
+            )
+        self._load()
+
+    def _create(self, dim: int, model_id: str) -> None:
+        """Create schema, index and load the new collection."""
+        description = json.dumps({"mmrag": 1, "model_id": model_id, "dim": dim})
+        schema = MilvusClient.create_schema(
+            auto_id=False, enable_dynamic_field=False, description=description
+        )
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=MAX_ID_LENGTH)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_field("source", DataType.VARCHAR, max_length=MAX_SOURCE_BYTES)
+        schema.add_field("caption", DataType.VARCHAR, max_length=MAX_CAPTION_BYTES)
+        schema.add_field("modality", DataType.VARCHAR, max_length=MAX_MODALITY_BYTES)
+        schema.add_field("metadata", DataType.JSON)
+        schema.add_field("model_id", DataType.VARCHAR, max_length=MAX_MODEL_ID_BYTES)
+        index = MilvusClient.prepare_index_params()
+        index.add_index(
+            field_name="vector",
+            index_name="vector",
+            index_type=self.index_type,
+            metric_type=METRIC,
+            params=_index_params(self.index_type),
+        )
+        with self._call("create_collection") as client:
+            client.create_collection(
+                self.collection,
+                schema=schema,
+                index_params=index,
+                consistency_level=self._consistency,
+                timeout=self._slow_timeout,
+            )
+        self._meta_cache = None
+
+    def _load(self) -> None:
+        """Load the collection into memory if it is not (e.g. after a server restart)."""
+        with self._call("load_collection") as client:
+            state = client.get_load_state(self.collection, timeout=self._timeout)
+            if state.get("state") != LoadState.Loaded:
+                client.load_collection(self.collection, timeout=self._slow_timeout)
+
+    def _meta(self, *, refresh: bool = False) -> _Meta:
+        """Dimension, model and index type of the collection (cached)."""
+        if self._meta_cache is not None and not refresh:
+            return self._meta_cache
+        with self._call("describe_collection") as client:
+            desc = client.describe_collection(self.collection, timeout=self._timeout)
+            indexes = client.list_indexes(self.collection, field_name="vector")
+            index_type = "NONE"
+            if indexes:
+                about = client.describe_index(self.collection, indexes[0], timeout=self._timeout)
+                index_type = str(about.get("index_type", "NONE"))
+        dim = 0
+        for field in desc.get("fields", []):
+            if field.get("name") == "vector":
+                dim = int(field.get("params", {}).get("dim", 0))
+        try:
+            recorded = json.loads(desc.get("description") or "{}")
+        except json.JSONDecodeError:
+            recorded = {}
+        if not isinstance(recorded, dict) or recorded.get("mmrag") != 1 or dim <= 0:
+            raise StoreError(
+                f"collection {self.collection!r} at {self._where} was not created by mmrag "
+                "(no mmrag description or no 'vector' field)"
+            )
+        meta = _Meta(dim=dim, model_id=str(recorded.get("model_id", "")), index_type=index_type)
+        self._meta_cache = meta
+        return meta
+
+    def info(self) -> CollectionInfo:
+        """Count, dimension, model and index of the collection."""
+        meta = self._meta(refresh=True)
+        return CollectionInfo(
+            name=self.collection,
+            count=self.count(),
+            dim=meta.dim,
+            model_id=meta.model_id,
+            index_type=meta.index_type,
+            metric=METRIC,
+        )
+
+    def index_progress(self) -> tuple[int, int]:
+        """Rows indexed and total rows the server reports for the vector index."""
+        with self._call("describe_index") as client:
+            about = client.describe_index(self.collection, "vector", timeout=self._timeout)
+        return int(about.get("indexed_rows", 0)), int(about.get("total_rows", 0))
+
+    def drop(self) -> None:
+        """Delete the whole collection (nothing happens if it does not exist)."""
+        with self._call("drop_collection") as client:
+            if client.has_collection(self.collection, timeout=self._timeout):
+                client.drop_collection(self.collection, timeout=self._slow_timeout)
+        self._meta_cache = None
+
+    def close(self) -> None:
+        """Release the connection (and the Milvus Lite process when no store uses it)."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+        key, self._lite_key = self._lite_key, None
+        if key is not None:
+            _release_lite(key, started=True)
+
+    # ----- writes ---------------------------------------------------------------------
+
+    def upsert(self, records: Sequence[Record]) -> int:
+        """Insert or replace records by id in size-bounded calls; returns rows written."""
+        if not records:
+            return 0
+        meta = self._meta()
+        latest: dict[str, Record] = {}
+        for record in records:  # one id twice in a batch would be stored twice: keep the last
+            latest[record.id] = record
+        rows = [self._row(record, meta) for record in latest.values()]
+        written = 0
+        for chunk in _chunks_by_size(rows, meta.dim):
+            with self._call("upsert") as client:
+                client.upsert(self.collection, chunk, timeout=self._timeout)
+            written += len(chunk)
+        return written
+
+    def _row(self, record: Record, meta: _Meta) -> dict[str, Any]:
+        """Check one record and turn it into a Milvus row (caption truncated to 4096 bytes)."""
+        _check_id(record.id)
+        if record.model_id and record.model_id != meta.model_id:
+            raise ModelMismatchError(
+                f"record {record.id!r} comes from model {record.model_id!r} but collection "
+                f"{self.collection!r} holds model {meta.model_id!r}"
+            )
+        vector = np.asarray(record.vector, dtype=np.float32).reshape(-1)
+        if vector.shape[0] != meta.dim:
+            raise ModelMismatchError(
+                f"record {record.id!r} has dim {vector.shape[0]}, collection "
+                f"{self.collection!r} (model {meta.model_id!r}) has dim {meta.dim}"
+            )
+        if not np.isfinite(vector).all():
+            raise StoreError(f"record {record.id!r} has a non-finite vector")
+        if len(record.source.encode("utf-8")) > MAX_SOURCE_BYTES:
+            raise StoreError(f"record {record.id!r}: source is over {MAX_SOURCE_BYTES} bytes")
+        try:
+            metadata = json.loads(json.dumps(dict(record.metadata), allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"record {record.id!r}: metadata is not plain JSON: {exc}") from exc
+        return {
+            "id": record.id,
+            "vector": vector,
+            "source": record.source,
+            "caption": truncate_utf8(record.caption, MAX_CAPTION_BYTES),
+            "modality": Modality(record.modality).value,
+            "metadata": metadata,
+            "model_id": meta.model_id,
+        }
+
+    def flush(self) -> None:
+        """Seal written rows so they are durable and searched through the index."""
+        with self._call("flush") as client:
+            client.flush(self.collection, timeout=self._slow_timeout)
+
+    def delete(self, ids: Iterable[str]) -> None:
+        """Remove these ids (missing ids are ignored)."""
+        for batch in _batches(_unique(ids), IDS_PER_CALL):
+            with self._call("delete") as client:
+                client.delete(self.collection, filter=ids_in_expr(batch), timeout=self._timeout)
+
+    # ----- reads ----------------------------------------------------------------------
+
+    def count(self) -> int:
+        """Exact number of live rows (``count(*)``, not the segment row statistics)."""
+        with self._call("count") as client:
+            rows = client.query(
+                self.collection,
+                filter="",
+                output_fields=["count(*)"],
+                timeout=self._timeout,
+                consistency_level=self._consistency,
+            )
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """The subset of ids already stored (checked in batches)."""
+        found: set[str] = set()
+        for batch in _batches(_unique(ids), IDS_PER_CALL):
+            found.update(str(row["id"]) for row in self._query(ids_in_expr(batch), ["id"]))
+        return found
+
+    def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record]:
+        """Stored records for these ids, in the order asked (missing ids are skipped)."""
+        wanted = _unique(ids)
+        fields = [*_FIELDS, "vector"] if with_vectors else list(_FIELDS)
+        by_id: dict[str, Record] = {}
+        for batch in _batches(wanted, IDS_PER_CALL):
+            for row in self._query(ids_in_expr(batch), fields):
+                record = _record(row)
+                by_id[record.id] = record
+        return [by_id[i] for i in wanted if i in by_id]
+
+    def iterate(
+        self, batch_size: int = 1000, *, with_vectors: bool = True
+    ) -> Iterator[list[Record]]:
+        """Every stored record in id order, in batches (keyset paging on the primary key)."""
+        if not 1 <= batch_size <= MAX_TOPK:
+            raise ConfigError(f"batch_size must be within 1..{MAX_TOPK}, got {batch_size}")
+        fields = [*_FIELDS, "vector"] if with_vectors else list(_FIELDS)
+        last: str | None = None
+        while True:
+            expr = "" if last is None else f"id > {quote_string(last)}"
+            rows = self._query(expr, fields, limit=batch_size)
+            if not rows:
+                return
+            batch = sorted((_record(row) for row in rows), key=lambda r: r.id)
+            last = batch[-1].id
+            yield batch
+
+    def _query(
+        self, expr: str, fields: list[str], *, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Run a scalar query with the store's timeout and consistency."""
+        extra: dict[str, Any] = {}
+        if limit is not None:
+            extra = {"limit": limit, "iterator": "True"}  # "iterator": results ordered by id
+        with self._call("query") as client:
+            rows = client.query(
+                self.collection,
+                filter=expr,
+                output_fields=fields,
+                timeout=self._timeout,
+                consistency_level=self._consistency,
+                **extra,
+            )
+        return list(rows)
+
+    def search(
+        self,
+        vectors: np.ndarray,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        expr: str | None = None,
+        with_vectors: bool = False,
+    ) -> list[list[Hit]]:
+        """Top-k hits per query vector by inner product; expr is an already-safe Milvus filter."""
+        if k < 1 or offset < 0:
+            raise ConfigError(f"k must be >= 1 and offset >= 0 (got k={k}, offset={offset})")
+        if k + offset > MAX_TOPK:
+            raise ConfigError(
+                f"k + offset must be at most {MAX_TOPK} in Milvus (got {k} + {offset})"
+            )
+        meta = self._meta()
+        queries = np.asarray(vectors, dtype=np.float32)
+        if queries.ndim == 1:
+            queries = queries[None, :]
+        if queries.ndim != 2 or queries.shape[1] != meta.dim:
+            raise ModelMismatchError(
+                f"query vectors have shape {tuple(queries.shape)}, collection "
+                f"{self.collection!r} (model {meta.model_id!r}) has dim {meta.dim}"
+            )
+        if not np.isfinite(queries).all():
+            raise StoreError("query vectors must be finite")
+        fields = [*_FIELDS, "vector"] if with_vectors else list(_FIELDS)
+        params = {"metric_type": METRIC, "params": _search_params(meta.index_type, k + offset)}
+        hits: list[list[Hit]] = []
+        for start in range(0, queries.shape[0], QUERIES_PER_CALL):
+            chunk = queries[start : start + QUERIES_PER_CALL]
+            with self._call("search") as client:
+                result = client.search(
+                    self.collection,
+                    data=chunk.tolist(),
+                    limit=k,
+                    offset=offset,
+                    filter=expr or "",
+                    output_fields=fields,
+                    search_params=params,
+                    anns_field="vector",
+                    timeout=self._timeout,
+                    consistency_level=self._consistency,
+                )
+            hits.extend([_hit(found) for found in per_query] for per_query in result)
+        return hits
+
+
+def _import_milvus_lite() -> None:
+    """Import milvus_lite quietly (it warns about pkg_resources on import)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+        import milvus_lite.server_manager  # noqa: F401
+
+
+def _release_lite(path: str, *, started: bool) -> None:
+    """Stop the Milvus Lite process for path once no store in this process uses it."""
+    from milvus_lite.server_manager import server_manager_instance
+
+    with _lite_lock:
+        users = _lite_users.get(path, 0) - (1 if started else 0)
+        if users > 0:
+            _lite_users[path] = users
+            return
+        _lite_users.pop(path, None)
+    server_manager_instance.release_server(path)
+
+
+def _check_id(record_id: str) -> None:
+    """Refuse ids that cannot be stored and found again on every backend."""
+    if not isinstance(record_id, str) or not record_id:
+        raise StoreError(f"record id must be a non-empty string, got {record_id!r}")
+    if not _storable_id(record_id):
+        raise StoreError(
+            f"record id {record_id[:40]!r} is not storable: ids must be at most "
+            f"{MAX_ID_LENGTH} UTF-8 bytes without control characters or single quotes "
+            "(Milvus Lite 2.5.1 fails upserts and deletes of ids containing ')"
+        )
+
+
+def _storable_id(record_id: str) -> bool:
+    """Whether an id can be written, filtered and deleted on both Lite and server."""
+    try:
+        size = len(record_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        return False
+    if size > MAX_ID_LENGTH or "'" in record_id:
+        return False
+    return not any(unicodedata.category(ch) == "Cc" for ch in record_id)
+
+
+def _unique(ids: Iterable[str]) -> list[str]:
+    """Storable ids without repeats, in first-seen order (others cannot be stored anyway)."""
+    return [i for i in dict.fromkeys(ids) if isinstance(i, str) and i and _storable_id(i)]
+
+
+def _batches(items: list[str], size: int) -> Iterator[list[str]]:
+    """Consecutive slices of at most size items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _chunks_by_size(rows: list[dict[str, Any]], dim: int) -> Iterator[list[dict[str, Any]]]:
+    """Group rows so that each upsert call carries about BATCH_BYTES at most."""
+    chunk: list[dict[str, Any]] = []
+    size = 0
+    for row in rows:
+        row_size = (
+            4 * dim
+            + 64
+            + sum(len(str(row[name]).encode("utf-8")) for name in ("id", "source", "caption"))
+        )
+        row_size += len(json.dumps(row["metadata"]))
+        if chunk and size + row_size > BATCH_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(row)
+        size += row_size
+    if chunk:
+        yield chunk
+
+
+def _vector(value: Any) -> np.ndarray | None:
+    """A stored vector as float32, or None when it was not asked for."""
+    if value is None:
+        return None
+    return np.asarray(value, dtype=np.float32)
+
+
+def _metadata(value: Any) -> Mapping[str, Any]:
+    """Stored JSON metadata as a mapping (JSON text is decoded)."""
+    if isinstance(value, str | bytes):
+        value = json.loads(value)
+    return value if isinstance(value, dict) else {}
+
+
+def _record(row: Mapping[str, Any]) -> Record:
+    """A query row as a Record (an empty vector when vectors were not asked for)."""
+    vector = _vector(row.get("vector"))
+    return Record(
+        id=str(row["id"]),
+        vector=vector if vector is not None else np.zeros(0, dtype=np.float32),
+        source=str(row.get("source", "")),
+        caption=str(row.get("caption", "")),
+        modality=Modality(row.get("modality") or Modality.IMAGE.value),
+        metadata=_metadata(row.get("metadata")),
+        model_id=str(row.get("model_id", "")),
+    )
+
+
+def _hit(found: Mapping[str, Any]) -> Hit:
+    """One pymilvus search hit as a Hit; score is the IP distance."""
+    entity = found.get("entity") or {}
+    score = float(found.get("distance", math.nan))
+    return Hit(
+        id=str(found.get("id", entity.get("id", ""))),
+        score=score,
+        source=str(entity.get("source", "")),
+        caption=str(entity.get("caption", "")),
+        modality=Modality(entity.get("modality") or Modality.IMAGE.value),
+        metadata=_metadata(entity.get("metadata")),
+        model_id=str(entity.get("model_id", "")),
+        vector=_vector(entity.get("vector")),
+    )

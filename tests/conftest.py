@@ -1,0 +1,54 @@
+"""Shared fixtures: a tiny seeded open_clip model, its embedder, and image files on disk.
+
+Nothing here downloads: the model is random-initialised with a fixed seed and saved locally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from retrieval.embedders.base import Embedder
+from tests.support.images import DEFAULT_SIZES, write_image_files
+from tests.support.tiny_model import TINY_MODEL_NAME, make_tiny_checkpoint
+
+ImageFileFactory = Callable[..., list[Path]]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(config JSON, fp32 safetensors checkpoint) of ``mmrag-test-tiny`` (32-d, 64-px input)."""
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder(tiny_model_files: tuple[Path, Path]) -> Embedder:
+    """The tiny model as users load theirs: config registered, then checkpoint= (CPU, batch 4)."""
+    from retrieval.embedders import add_model_config, create_embedder
+
+    config, checkpoint = tiny_model_files
+    add_model_config(config)
+    return create_embedder(TINY_MODEL_NAME, checkpoint=checkpoint, device="cpu", batch_size=4)
+
+
+@pytest.fixture
+def make_image_files(tmp_path: Path) -> ImageFileFactory:
+    """Factory writing distinct real image files with OpenCV under this test's tmp_path.
+
+    Call as ``make_image_files(count, ext=".jpg", sizes=((h, w), ...), start=0, subdir="images")``;
+    image ``i`` is ``tests.support.images.make_test_image(i, h, w)`` (noise, gradient, shapes).
+    """
+
+    def make(
+        count: int,
+        *,
+        ext: str = ".jpg",
+        sizes: Sequence[tuple[int, int]] = DEFAULT_SIZES,
+        start: int = 0,
+        subdir: str = "images",
+    ) -> list[Path]:
+        return write_image_files(tmp_path / subdir, count, ext=ext, sizes=sizes, start=start)
+
+    return make
