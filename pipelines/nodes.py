@@ -321,6 +321,7 @@ class FlatMapStage(Stage):
         except Exception as exc:  # wrapped with context, re-raised on the consumer side
             raise self.error(exc, args) from exc
 
+
 class _Window:
     """One open window: its start index, collected column values and first row."""
 

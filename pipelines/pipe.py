@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 from pipelines.errors import SchemaError
@@ -161,7 +161,7 @@ class RuntimePipeline:
             result.to_list()
         return result
 
-    def stream(self, inputs: Iterable[Any]) -> Iterator[list[Any]]:
+    def stream(self, inputs: Iterable[Any]) -> Generator[list[Any], None, None]:
         """Run on many inputs, yielding output rows lazily, in input order.
 
         Each input is a tuple of column values, or the bare value for a one-column input.

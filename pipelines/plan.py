@@ -3,10 +3,10 @@
 Data model (towhee's, made row-aligned): each pipeline input is a *frame*. A frame has one
 *head* holding single-valued columns (the inputs, and anything computed only from them) and,
 once a ``flat_map`` or ``window`` has run, a sequence of *rows* holding per-row columns.
-Single-valued columns broadcast over rows. As in towhee, a frame left with no rows is dropped at
-the first node that still needs a per-row column (``needs_rows``). A map/filter whose inputs are all single-valued runs
-once per frame (``head`` level); otherwise it runs per row. Every node output gets a fresh slot,
-so a slot is written once and concurrently running stages never race on it.
+Single-valued columns broadcast over rows. A map/filter whose inputs are all single-valued runs
+once per frame (``head`` level); otherwise it runs per row. As in towhee, a frame left with no
+rows is dropped at the first node that still needs a per-row column (``needs_rows``). Every node
+output gets a fresh slot, so a slot is written once and concurrent stages never race on it.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import time
 import warnings
@@ -30,9 +31,7 @@ def head_values(plan: Plan, values: Any, single: bool) -> list[Any]:
         vals = [values]
     else:
         if not isinstance(values, (tuple, list)) or len(values) != n:
-            raise PipelineError(
-                f"pipeline takes {n} input(s) {plan.inputs}, got {values!r:.200}"
-            )
+            raise PipelineError(f"pipeline takes {n} input(s) {plan.inputs}, got {values!r:.200}")
         vals = list(values)
     vals.extend([None] * (plan.head_width - n))
     return vals
@@ -260,7 +259,7 @@ class Result:
 
     def __del__(self) -> None:
         if not getattr(self, "_done", True):
-            if not self._touched:
+            if not self._touched and not sys.is_finalizing():
                 warnings.warn(
                     "pipeline result dropped before it was read; its run was cancelled "
                     "(drain it with .to_list() or iterate it to run the pipeline to the end)",

@@ -49,8 +49,17 @@ class Settings(BaseSettings):
     llm_vision: Literal["auto", "on", "off"] = Field("auto", description="send images to the LLM")
     llm_timeout_s: float = Field(60.0, gt=0, description="LLM request timeout")
     llm_max_retries: int = Field(2, ge=0, description="retries with backoff on LLM errors")
+    llm_context_items: int = Field(8, ge=1, le=100, description="retrieved items in the prompt")
+    llm_context_chars: int = Field(8000, ge=200, description="character budget of the context")
+    llm_caption_chars: int = Field(600, ge=20, description="longest caption put in the prompt")
+    llm_metadata_chars: int = Field(400, ge=20, description="longest metadata JSON in the prompt")
+    llm_max_images: int = Field(4, ge=0, le=20, description="top images sent when vision is on")
+    llm_image_px: int = Field(512, ge=64, le=2048, description="longest side of images sent")
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Search API: image-by-URL queries refuse loopback/private/link-local hosts unless allowed.
+    allow_private_urls: bool = Field(False, description="let /search/image fetch private hosts")
 
     def pretrained_tag(self) -> str | None:
         """The pretrained tag, or None when unset or blank."""

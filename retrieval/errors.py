@@ -37,3 +37,23 @@ class CollectionNotFoundError(StoreError):
 
 class ModelMismatchError(StoreError):
     """Vectors of one model written to, or queried against, a collection built with another."""
+
+
+class AnswererError(MmragError):
+    """The answerer (extractive or LLM) could not produce an answer."""
+
+
+class LLMError(AnswererError):
+    """The LLM endpoint refused or failed a request."""
+
+
+class LLMUnavailableError(LLMError):
+    """The LLM endpoint cannot be reached or timed out."""
+
+
+class LLMAuthenticationError(LLMError):
+    """The LLM endpoint refused the API key."""
+
+
+class LLMModelNotFoundError(LLMError):
+    """The LLM endpoint does not serve the configured model."""

@@ -53,7 +53,7 @@ class MilvusInsert:
                 metadata=m or {},
                 model_id=self.model_id,
             )
-            for i, v, s, c, m in zip(ids, vectors, sources, captions, metas)
+            for i, v, s, c, m in zip(ids, vectors, sources, captions, metas, strict=True)
         ]
         self.store.upsert(records)
         return [1] * n if batched else 1
@@ -92,7 +92,8 @@ class MilvusSearch:
 
     def __call__(self, vector: np.ndarray | list) -> list[list[Any]] | list[list[list[Any]]]:
         batched = isinstance(vector, list)
-        queries = np.stack([np.asarray(v, dtype=np.float32) for v in (vector if batched else [vector])])
+        vectors = vector if batched else [vector]
+        queries = np.stack([np.asarray(v, dtype=np.float32) for v in vectors])
         results = self.store.search(queries, self.limit, expr=self.expr)
         rows = [[self._row(hit) for hit in hits] for hits in results]
         return rows if batched else rows[0]

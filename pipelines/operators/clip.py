@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ def _cached_embedder(
 
 @register(name="image-text-embedding/clip")
 class Clip:
-    """Embed RGB images or texts; a list input is one batched model call. Returns raw unit vectors."""
+    """Embed RGB images or texts as unit vectors; a list input is one batched model call."""
 
     def __init__(
         self,
@@ -47,9 +48,9 @@ class Clip:
         )
 
     def __call__(self, data: np.ndarray | str | list) -> np.ndarray | list[np.ndarray]:
-        batch = data if isinstance(data, list) else [data]
+        batch: list[Any] = data if isinstance(data, list) else [data]
         if self.modality == "text":
-            vectors = self.embedder.embed_texts(batch)
+            vectors = self.embedder.embed_texts([str(t) for t in batch])
         else:
             vectors = self.embedder.embed_images(batch)
         return list(vectors) if isinstance(data, list) else vectors[0]

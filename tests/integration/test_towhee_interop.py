@@ -141,7 +141,50 @@ def discard_and_generators(pipe: Any, ops: Any) -> Any:
     )
 
 
+def rowless_frames(pipe: Any, ops: Any) -> Any:
+    return (
+        pipe.input("n")
+        .flat_map("n", "i", chunks)
+        .filter("i", "i", "i", lambda i: i > 2)
+        .map("n", "m", lambda n: n * 100)
+        .output("m")
+    )
+
+
+def rowless_frames_with_rows_out(pipe: Any, ops: Any) -> Any:
+    return (
+        pipe.input("n")
+        .flat_map("n", "i", chunks)
+        .filter("i", "i", "i", lambda i: i > 2)
+        .map("n", "m", lambda n: n * 100)
+        .output("i", "m")
+    )
+
+
+def nested_flat_maps(pipe: Any, ops: Any) -> Any:
+    return (
+        pipe.input("n", "s")
+        .flat_map("n", "i", chunks)
+        .flat_map("i", "j", chunks)
+        .map(("j", "s"), "js", lambda j, s: f"{s}{j}")
+        .output("s", "js")
+    )
+
+
+def filter_frames_with_rows(pipe: Any, ops: Any) -> Any:
+    return (
+        pipe.input("n")
+        .flat_map("n", "i", chunks)
+        .filter("n", "n", "n", lambda n: n != 2)
+        .output("n", "i")
+    )
+
+
 CASES: list[tuple[Builder, list[tuple[Any, ...]]]] = [
+    (filter_frames_with_rows, [(1,), (2,), (3,)]),
+    (rowless_frames, [(5,), (2,)]),
+    (rowless_frames_with_rows_out, [(5,), (2,)]),
+    (nested_flat_maps, [(4, "a"), (0, "b"), (1, "c")]),
     (embed_window, [(10, "cat"), (1, "dog"), (0, "eel"), (7, "fox")]),
     (broadcast_total, [(5,), (0,), (1,)]),
     (single_valued, [(1, "x"), (3, "y")]),

@@ -41,7 +41,8 @@ def test_batched_map_over_inputs_batches_across_a_stream() -> None:
 
 def test_batched_map_with_several_columns_in_and_out() -> None:
     def op(xs: list[int], ys: list[int]) -> tuple[list[int], list[int]]:
-        return [x + y for x, y in zip(xs, ys, strict=True)], [x * y for x, y in zip(xs, ys, strict=True)]
+        pairs = list(zip(xs, ys, strict=True))
+        return [x + y for x, y in pairs], [x * y for x, y in pairs]
 
     p = (
         pipe.input("a", "b")
@@ -55,8 +56,12 @@ def test_batched_map_mixing_row_and_single_valued_columns() -> None:
     p = (
         pipe.input("k", "n")
         .flat_map("n", "i", range)
-        .map(("k", "i"), "v", lambda ks, xs: [k * x for k, x in zip(ks, xs, strict=True)],
-             config={"batch_size": 2})
+        .map(
+            ("k", "i"),
+            "v",
+            lambda ks, xs: [k * x for k, x in zip(ks, xs, strict=True)],
+            config={"batch_size": 2},
+        )
         .output("v")
     )
     assert list(p.stream([(10, 3), (100, 2)])) == [[0], [10], [20], [0], [100]]

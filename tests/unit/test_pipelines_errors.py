@@ -6,7 +6,8 @@ import gc
 import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -91,7 +92,9 @@ def test_row_repr_is_truncated() -> None:
         ),
     ],
 )
-def test_every_node_kind_raises_operator_error_and_stops(build, kind) -> None:  # type: ignore[no-untyped-def]
+def test_every_node_kind_raises_operator_error_and_stops(
+    build: Callable[[Any], Any], kind: str
+) -> None:
     p = build(pipe.input("n").flat_map("n", "i", range)).output("j")
     res = p(100)
     with pytest.raises(OperatorError, match=kind):

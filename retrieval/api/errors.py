@@ -1,0 +1,154 @@
+"""One JSON error shape for every 4xx/5xx: ``{"error": {"type", "message", "details"?}}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from retrieval.errors import (
+    CollectionNotFoundError,
+    ConfigError,
+    EmbeddingError,
+    ImageDecodeError,
+    MmragError,
+    ModelMismatchError,
+    ModelNotFoundError,
+    StoreError,
+    StoreUnavailableError,
+)
+
+log = logging.getLogger(__name__)
+
+_STATUS_TYPES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    410: "gone",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "too_many_requests",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "gateway_timeout",
+}
+
+
+class ApiError(Exception):
+    """An error the API answers with a given status, type and message."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type or _STATUS_TYPES.get(status, "error")
+        self.details = details
+        self.headers = headers
+
+
+def error_body(type_: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The JSON body of an error response."""
+    error: dict[str, Any] = {"type": type_, "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
+
+
+def error_response(
+    status: int, message: str, *, type: str | None = None, details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """A JSONResponse in the API's error shape."""
+    kind = type or _STATUS_TYPES.get(status, "error")
+    return JSONResponse(error_body(kind, message, details), status_code=status, headers=headers)
+
+
+def classify(exc: MmragError) -> ApiError:
+    """The HTTP answer for one of mmrag's own errors."""
+    if isinstance(exc, StoreUnavailableError):
+        return ApiError(503, f"vector store unavailable: {exc}", type="store_unavailable")
+    if isinstance(exc, CollectionNotFoundError):
+        return ApiError(404, str(exc), type="collection_not_found")
+    if isinstance(exc, ModelMismatchError):
+        return ApiError(409, str(exc), type="model_mismatch")
+    if isinstance(exc, StoreError):
+        return ApiError(503, f"vector store error: {exc}", type="store_error")
+    if isinstance(exc, ImageDecodeError):
+        return ApiError(422, str(exc), type="invalid_image")
+    if isinstance(exc, ModelNotFoundError | EmbeddingError):
+        return ApiError(503, f"model unavailable: {exc}", type="model_unavailable")
+    if isinstance(exc, ConfigError):
+        return ApiError(422, str(exc), type="invalid_request")
+    return ApiError(500, str(exc), type="internal_error")
+
+
+def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """A one-line summary and a JSON-safe list of pydantic validation errors."""
+    details = []
+    for err in errors:
+        loc = [str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path")]
+        details.append({"field": ".".join(loc), "message": str(err.get("msg", "invalid"))})
+    parts = [f"{d['field']}: {d['message']}" if d["field"] else d["message"] for d in details]
+    return "; ".join(parts) or "invalid request", details
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(
+        exc.status, exc.message, type=exc.type, details=exc.details, headers=exc.headers
+    )
+
+
+async def _mmrag_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, MmragError)
+    api = classify(exc)
+    if api.status >= 500:
+        log.warning("%s %s: %s", request.method, request.url.path, api.message)
+    return error_response(api.status, api.message, type=api.type)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"no route {request.url.path}"
+    headers = dict(exc.headers) if exc.headers else None
+    return error_response(exc.status_code, message, headers=headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    message, details = _validation_message(list(exc.errors()))
+    return error_response(422, message, type="invalid_request", details=details)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, f"internal error ({type(exc).__name__})", type="internal_error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error the API can raise through the one JSON shape."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(MmragError, _mmrag_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

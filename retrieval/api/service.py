@@ -1,0 +1,405 @@
+"""The API's long-lived state: components, model and store threads, recovery, search.
+
+Blocking work never runs on the event loop: model calls go to one model thread (text queries
+micro-batched through ``TextBatcher``), Milvus calls to a small store pool, decoding and file
+reads to an I/O pool. A store call that finds Milvus unreachable triggers one reconnect
+attempt (at most one per ``RECONNECT_INTERVAL_S``) and is retried once on the new connection;
+until Milvus answers, requests get 503 and the process keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+from retrieval.api.batching import LruCache, TextBatcher
+from retrieval.api.errors import ApiError
+from retrieval.api.images import ThumbnailCache, default_thumbnail_dir
+from retrieval.api.metrics import ApiMetrics
+from retrieval.components import Components, build_components
+from retrieval.config import Settings
+from retrieval.embedders.base import Embedder
+from retrieval.errors import CollectionNotFoundError, MmragError, StoreError, StoreUnavailableError
+from retrieval.mmr import mmr_order
+from retrieval.search import Searcher, SearchRequest
+from retrieval.stores import open_store
+from retrieval.stores.base import VectorStore
+from retrieval.types import CollectionInfo, Hit, Record
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STORE_THREADS = 8
+IO_THREADS = 4
+RECONNECT_INTERVAL_S = 1.0
+READY_TIMEOUT_S = 5.0
+MAX_EXTRA_STORES = 32
+KEYS_TTL_S = 300.0
+KEYS_MIN_REFRESH_S = 5.0
+KEYS_SAMPLE_ROWS = 2000
+MMR_MIN_CANDIDATES = 50
+MMR_CANDIDATE_FACTOR = 3
+MILVUS_MAX_TOPK = 16384
+
+
+class OfflineStore(VectorStore):
+    """Stands in for a store that could not be opened: every call is StoreUnavailableError."""
+
+    def __init__(self, collection: str, message: str) -> None:
+        self.collection = collection
+        self.message = message
+
+    def _down(self, *args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailableError(self.message)
+
+    ensure_collection = exists = info = upsert = flush = existing_ids = _down
+    search = get = delete = count = drop = _down
+
+    def iterate(self, batch_size: int = 1000, *, with_vectors: bool = True) -> Iterator[list[Record]]:
+        """Unavailable."""
+        raise StoreUnavailableError(self.message)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """One page request: size, start, safe expression, score floor and MMR weight."""
+
+    k: int = 10
+    offset: int = 0
+    expr: str | None = None
+    min_score: float | None = None
+    diversity: float = 0.0
+
+
+@dataclass
+class _Keys:
+    """Metadata keys sampled from a collection and when."""
+
+    keys: frozenset[str]
+    at: float
+
+
+def sample_metadata_keys(store: VectorStore, rows: int = KEYS_SAMPLE_ROWS) -> frozenset[str]:
+    """Top-level metadata keys seen in up to ``rows`` stored records."""
+    keys: set[str] = set()
+    seen = 0
+    for batch in store.iterate(batch_size=min(500, rows), with_vectors=False):
+        for record in batch:
+            keys.update(k for k in record.metadata if isinstance(k, str))
+        seen += len(batch)
+        if seen >= rows:
+            break
+    return frozenset(keys)
+
+
+class Service:
+    """Everything a request handler needs, shared by all requests of one process."""
+
+    def __init__(self, settings: Settings, components: Components, metrics: ApiMetrics) -> None:
+        self.settings = settings
+        self.components = components
+        self.metrics = metrics
+        self.model_executor = ThreadPoolExecutor(1, thread_name_prefix="mmrag-model")
+        self.store_executor = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="mmrag-store")
+        self.io_executor = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="mmrag-io")
+        self.cache = LruCache(settings.query_cache_size)
+        self.batcher = TextBatcher(
+            self._embed_texts,
+            self.model_executor,
+            window_s=settings.batch_window_ms / 1000.0,
+            max_batch=settings.max_query_batch,
+            cache=self.cache,
+            on_lookup=self._count_lookup,
+        )
+        self.thumbnails = ThumbnailCache(
+            default_thumbnail_dir(settings.uri, settings.thumbnail_dir)
+        )
+        self._model: asyncio.Future[Embedder] | None = None
+        self._extra: dict[str, VectorStore] = {}
+        self._extra_lock = threading.Lock()
+        self._checked: set[str] = set()
+        self._keys: dict[str, _Keys] = {}
+        self._generation = 0
+        self._last_reconnect = 0.0
+        self._reconnect_lock = asyncio.Lock()
+
+    # ----- lifecycle ---------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, settings: Settings, metrics: ApiMetrics) -> Service:
+        """Build components; a store that cannot be reached yet becomes an OfflineStore."""
+        try:
+            components = build_components(settings)
+        except StoreError as exc:
+            log.warning("vector store not reachable at startup (will retry): %s", exc)
+            offline = OfflineStore(settings.collection, str(exc))
+            components = Components(settings=settings, store=offline)
+        return cls(settings, components, metrics)
+
+    def start(self) -> None:
+        """Start loading the model in the model thread (call from the event loop)."""
+        if self._model is None:
+            loop = asyncio.get_running_loop()
+            self._model = asyncio.ensure_future(
+                loop.run_in_executor(self.model_executor, self._load_model)
+            )
+
+    def _load_model(self) -> Embedder:
+        embedder = self.components.embedder
+        log.info("query model ready: %s", embedder.model_id)
+        return embedder
+
+    async def close(self) -> None:
+        """Finish running batches, stop the threads and release the stores."""
+        await self.batcher.close()
+        if self._model is not None and not self._model.done():
+            self._model.cancel()
+        for executor in (self.model_executor, self.store_executor, self.io_executor):
+            executor.shutdown(wait=False, cancel_futures=True)
+        with self._extra_lock:
+            extras, self._extra = list(self._extra.values()), {}
+        for store in [*extras, self.components.store]:
+            _close_quietly(store)
+
+    # ----- model -----------------------------------------------------------------------
+
+    @property
+    def model_state(self) -> tuple[str, str | None]:
+        """('loading' | 'ok' | 'failed', error message)."""
+        if self._model is None or not self._model.done():
+            return "loading", None
+        if self._model.cancelled():
+            return "failed", "model loading was cancelled"
+        exc = self._model.exception()
+        if exc is not None:
+            return "failed", str(exc) or type(exc).__name__
+        return "ok", None
+
+    async def embedder(self) -> Embedder:
+        """The query model, once loaded (503 when it failed to load)."""
+        self.start()
+        assert self._model is not None
+        try:
+            return await asyncio.shield(self._model)
+        except MmragError as exc:
+            raise ApiError(503, f"query model not loaded: {exc}", type="model_unavailable") from exc
+
+    def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """One model call for a micro-batch (runs in the model thread)."""
+        started = time.perf_counter()
+        vectors = self.components.embedder.embed_texts(texts)
+        self.metrics.embed_seconds.observe(time.perf_counter() - started, "text")
+        self.metrics.embed_batch.observe(len(texts), "text")
+        return vectors
+
+    def _embed_prepared(self, prepared: Any) -> np.ndarray:
+        started = time.perf_counter()
+        vector = self.components.embedder.embed_prepared([prepared])[0]
+        self.metrics.embed_seconds.observe(time.perf_counter() - started, "image")
+        self.metrics.embed_batch.observe(1, "image")
+        return vector
+
+    def _count_lookup(self, hit: bool) -> None:
+        self.metrics.cache.inc("hit" if hit else "miss")
+
+    async def embed_text(self, text: str) -> np.ndarray:
+        """The query vector of a text (micro-batched, LRU-cached)."""
+        await self.embedder()
+        return await self.batcher.embed(text)
+
+    async def embed_image(self, rgb: np.ndarray) -> np.ndarray:
+        """The query vector of an RGB image (prepared on an I/O thread, embedded on the model's)."""
+        embedder = await self.embedder()
+        prepared = await self.run_io(embedder.prepare_image, rgb)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.model_executor, self._embed_prepared, prepared)
+
+    async def run_io(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking file or image work on the I/O pool."""
+        return await _run(self.io_executor, fn, *args)
+
+    # ----- stores ----------------------------------------------------------------------
+
+    def _name(self, collection: str | None) -> str:
+        return collection or self.settings.collection
+
+    def _open(self, name: str) -> VectorStore:
+        settings = self.settings
+        return open_store(
+            settings.uri, name, token=settings.token, index_type=settings.index_type
+        )
+
+    def _store(self, name: str) -> VectorStore:
+        """The open store of a collection (blocking: opens extra collections on first use)."""
+        if name == self.settings.collection:
+            return self.components.store
+        with self._extra_lock:
+            store = self._extra.get(name)
+        if store is not None:
+            return store
+        store = self._open(name)
+        try:
+            exists = store.exists()
+        except StoreError:
+            _close_quietly(store)
+            raise
+        if not exists:
+            _close_quietly(store)
+            raise CollectionNotFoundError(f"collection {name!r} does not exist")
+        with self._extra_lock:
+            if len(self._extra) >= MAX_EXTRA_STORES:
+                _close_quietly(self._extra.pop(next(iter(self._extra))))
+            current = self._extra.setdefault(name, store)
+        if current is not store:
+            _close_quietly(store)
+        return current
+
+    async def call_store(self, collection: str | None, fn: Callable[[VectorStore], T]) -> T:
+        """Run ``fn(store)`` on a store thread; reconnect once if Milvus was unreachable."""
+        name = self._name(collection)
+        generation = self._generation
+        try:
+            return await _run(self.store_executor, lambda: fn(self._store(name)))
+        except StoreUnavailableError:
+            self.metrics.store_errors.inc()
+            if not await self._reconnect(generation):
+                raise
+        return await _run(self.store_executor, lambda: fn(self._store(name)))
+
+    async def _reconnect(self, seen_generation: int) -> bool:
+        """Reopen every store (new Milvus connections); False when it is too soon or fails."""
+        async with self._reconnect_lock:
+            if self._generation != seen_generation:
+                return True  # another request reconnected meanwhile
+            now = time.monotonic()
+            if now - self._last_reconnect < RECONNECT_INTERVAL_S:
+                return False
+            self._last_reconnect = now
+            ok = await _run(self.store_executor, self._reopen)
+            if ok:
+                self._generation += 1
+            return ok
+
+    def _reopen(self) -> bool:
+        """Close all stores and open the default one again (Milvus Lite restarts its server)."""
+        with self._extra_lock:
+            extras, self._extra = list(self._extra.values()), {}
+        for store in [*extras, self.components.store]:
+            _close_quietly(store)
+        self._checked.clear()
+        name = self.settings.collection
+        try:
+            self.components.store = self._open(name)
+        except StoreError as exc:
+            self.components.store = OfflineStore(name, str(exc))
+            log.warning("vector store still unreachable: %s", exc)
+            return False
+        log.info("reconnected to the vector store")
+        return True
+
+    async def info(self, collection: str | None) -> CollectionInfo:
+        """Count, dimension, model and index of a collection."""
+        return await self.call_store(collection, lambda store: store.info())
+
+    async def check_model(self, collection: str | None, embedder: Embedder) -> None:
+        """Refuse (409) a collection built with another model; checked once per connection."""
+        name = self._name(collection)
+        if name in self._checked:
+            return
+        await self.call_store(name, lambda store: Searcher(embedder, store).check_model())
+        self._checked.add(name)
+
+    async def list_collections(self) -> list[str]:
+        """Names of the collections on the server (the default one when it cannot list)."""
+
+        def names(store: VectorStore) -> list[str]:
+            lister = getattr(store, "list_collections", None)
+            if callable(lister):
+                return sorted(str(n) for n in lister())
+            return [self.settings.collection] if store.exists() else []
+
+        return await self.call_store(None, names)
+
+    async def metadata_keys(self, collection: str | None, wanted: Iterable[str]) -> frozenset[str]:
+        """Metadata keys known in a collection (sampled, cached; refreshed on a miss)."""
+        name = self._name(collection)
+        wanted = set(wanted)
+        entry = self._keys.get(name)
+        now = time.monotonic()
+        if entry is not None:
+            fresh = now - entry.at < KEYS_TTL_S
+            if fresh and wanted <= entry.keys:
+                return entry.keys
+            if now - entry.at < KEYS_MIN_REFRESH_S:
+                return entry.keys
+        keys = await self.call_store(name, sample_metadata_keys)
+        self._keys[name] = _Keys(keys, time.monotonic())
+        return keys
+
+    async def get_record(self, collection: str | None, item_id: str) -> Record | None:
+        """The stored record with this id, or None."""
+        records = await self.call_store(collection, lambda store: store.get([item_id]))
+        return records[0] if records else None
+
+    # ----- search ----------------------------------------------------------------------
+
+    async def search(
+        self, vector: np.ndarray, collection: str | None, params: SearchParams
+    ) -> list[Hit]:
+        """One page of hits for a query vector (plain ranking or MMR)."""
+        embedder = await self.embedder()
+        await self.check_model(collection, embedder)
+
+        def run(store: VectorStore) -> list[Hit]:
+            started = time.perf_counter()
+            try:
+                return _search(embedder, store, vector, params)
+            finally:
+                self.metrics.search_seconds.observe(time.perf_counter() - started)
+
+        return await self.call_store(collection, run)
+
+
+def _search(embedder: Embedder, store: VectorStore, vector: np.ndarray, p: SearchParams) -> list[Hit]:
+    """Plain top-k (offset/min_score) or MMR over the top candidates, then the page."""
+    if p.diversity <= 0.0:
+        request = SearchRequest(k=p.k, offset=p.offset, expr=p.expr, min_score=p.min_score)
+        return Searcher(embedder, store).search_vector(vector, request)
+    wanted = p.offset + p.k
+    fetch = min(MILVUS_MAX_TOPK, max(MMR_MIN_CANDIDATES, MMR_CANDIDATE_FACTOR * wanted))
+    query = np.asarray(vector, dtype=np.float32)[None, :]
+    candidates = store.search(query, fetch, expr=p.expr, with_vectors=True)[0]
+    if p.min_score is not None:
+        candidates = [h for h in candidates if h.score >= p.min_score]
+    candidates = [h for h in candidates if h.vector is not None and h.vector.size]
+    if not candidates:
+        return []
+    matrix = np.stack([np.asarray(h.vector, dtype=np.float32) for h in candidates])
+    order = mmr_order(query[0], matrix, wanted, p.diversity)
+    return [candidates[i] for i in order][p.offset : p.offset + p.k]
+
+
+async def _run(executor: Executor, fn: Callable[..., T], *args: Any) -> T:
+    """Await a blocking call on an executor."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(executor, functools.partial(fn, *args))
+
+
+def _close_quietly(store: VectorStore) -> None:
+    """Close a store, ignoring a connection that is already gone."""
+    try:
+        store.close()
+    except MmragError as exc:
+        log.debug("closing %r: %s", store, exc)
