@@ -56,7 +56,9 @@ class VectorStore(ABC):
         """Stored records for these ids (missing ids are skipped)."""
 
     @abstractmethod
-    def iterate(self, batch_size: int = 1000, *, with_vectors: bool = True) -> Iterator[list[Record]]:
+    def iterate(
+        self, batch_size: int = 1000, *, with_vectors: bool = True
+    ) -> Iterator[list[Record]]:
         """Every stored record, in batches (for migrate and reindex)."""
 
     @abstractmethod
@@ -74,3 +76,9 @@ class VectorStore(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the connection."""
+
+    def __enter__(self) -> VectorStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

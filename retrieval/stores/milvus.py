@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import re
 import threading
 import time
-import unicodedata
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 import numpy as np
@@ -34,31 +29,38 @@ from retrieval.ids import MAX_ID_LENGTH
 from retrieval.stores import is_local_uri
 from retrieval.stores.base import VectorStore
 from retrieval.stores.expr import ids_in_expr, quote_string
-from retrieval.types import CollectionInfo, Hit, Modality, Record
+from retrieval.stores.milvus_rows import (
+    COLLECTION_NAME,
+    FIELDS,
+    HNSW_EF,
+    HNSW_MAX_EF,
+    IDS_PER_CALL,
+    MAX_CAPTION_BYTES,
+    MAX_MODALITY_BYTES,
+    MAX_MODEL_ID_BYTES,
+    MAX_SOURCE_BYTES,
+    MAX_TOPK,
+    METRIC,
+    QUERIES_PER_CALL,
+    batches,
+    chunks_by_size,
+    index_params,
+    lite_path,
+    redact_uri,
+    resolve_index_type,
+    search_params,
+    to_hit,
+    to_record,
+    to_row,
+    unique_ids,
+)
+from retrieval.types import CollectionInfo, Hit, Record
 
 # Every pymilvus failure is re-raised as a StoreError, so its own ERROR tracebacks are noise.
 logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
 
-METRIC = "IP"
-MAX_TOPK = 16384  # Milvus: limit + offset must stay within [1, 16384]
-MAX_SOURCE_BYTES = 2048
-MAX_CAPTION_BYTES = 4096
-MAX_MODALITY_BYTES = 16
-MAX_MODEL_ID_BYTES = 256
-BATCH_BYTES = 2 * 1024 * 1024  # per upsert call, well under gRPC message limits
-IDS_PER_CALL = 256  # ids per `id in [...]` query or delete
-QUERIES_PER_CALL = 256  # query vectors per search call
-HNSW_BUILD = {"M": 16, "efConstruction": 200}
-HNSW_EF = 128  # measured recall@10 on 5k random 64-d unit vectors: ef 64 -> 0.90, 128 -> 0.98
-HNSW_MAX_EF = 32768
-IVF_NLIST = 128
-IVF_NPROBE = 16
-LITE_INDEXES = ("FLAT", "IVF_FLAT", "AUTOINDEX")
-SERVER_INDEXES = ("FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX")
-_COLLECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}\Z")
-_LITE_FILE_NAME = re.compile(r"[A-Za-z0-9.\-_]{1,36}\Z")
-_FIELDS = ("id", "source", "caption", "modality", "metadata", "model_id")
-_CONSISTENCY = ("Strong", "Session", "Bounded", "Eventually")
+CONSISTENCY_LEVELS = ("Strong", "Session", "Bounded", "Eventually")
+CONNECT_FAILED = 2  # pymilvus Status.CONNECT_FAILED: the channel never became ready
 
 _lite_lock = threading.Lock()
 _lite_users: dict[str, int] = {}
@@ -71,72 +73,6 @@ class _Meta:
     dim: int
     model_id: str
     index_type: str
-
-
-def redact_uri(uri: str) -> str:
-    """The URI without any user:password part, for messages."""
-    if is_local_uri(uri):
-        return uri
-    parts = urlsplit(uri)
-    if parts.password is None and parts.username is None:
-        return uri
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def lite_path(uri: str) -> Path:
-    """Resolve and check a Milvus Lite file path (``.db`` suffix, a name Lite accepts)."""
-    path = Path(uri.strip()).expanduser().resolve()
-    if path.suffix != ".db":
-        raise ConfigError(f"Milvus Lite file must end with .db: {uri!r}")
-    if not _LITE_FILE_NAME.match(path.name):
-        raise ConfigError(
-            f"Milvus Lite file name {path.name!r} must be at most 36 characters of "
-            "letters, digits, '.', '-' or '_'"
-        )
-    return path
-
-
-def truncate_utf8(text: str, max_bytes: int) -> str:
-    """Cut text to at most max_bytes of UTF-8 without splitting a character."""
-    data = text.encode("utf-8")
-    if len(data) <= max_bytes:
-        return text
-    return data[:max_bytes].decode("utf-8", errors="ignore")
-
-
-def resolve_index_type(index_type: str, *, local: bool) -> str:
-    """The concrete index type for this backend, or a ConfigError naming the choices."""
-    wanted = index_type.strip().upper()
-    if wanted == "AUTO":
-        return "FLAT" if local else "HNSW"
-    supported = LITE_INDEXES if local else SERVER_INDEXES
-    if wanted not in supported:
-        backend = "Milvus Lite" if local else "a Milvus server"
-        raise ConfigError(
-            f"index type {index_type!r} is not supported on {backend}; "
-            f"use auto or one of {', '.join(supported)}"
-        )
-    return wanted
-
-
-def _index_params(index_type: str) -> dict[str, Any]:
-    """Build parameters for an index type."""
-    if index_type == "HNSW":
-        return dict(HNSW_BUILD)
-    if index_type == "IVF_FLAT":
-        return {"nlist": IVF_NLIST}
-    return {}
-
-
-def _search_params(index_type: str, topk: int, hnsw_ef: int) -> dict[str, Any]:
-    """Search-time parameters for an index type (HNSW ef is never below topk)."""
-    if index_type == "HNSW":
-        return {"ef": min(HNSW_MAX_EF, max(hnsw_ef, topk))}
-    if index_type == "IVF_FLAT":
-        return {"nprobe": IVF_NPROBE}
-    return {}
 
 
 def _is_not_found(message: str) -> bool:
@@ -159,7 +95,11 @@ def _translate(exc: MilvusException | grpc.RpcError, action: str, where: str) ->
     code = exc.code
     if code == ErrorCode.COLLECTION_NOT_FOUND or _is_not_found(message):
         return CollectionNotFoundError(f"{action}: {message} (at {where})")
-    unavailable_codes = (2, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    unavailable_codes = (
+        CONNECT_FAILED,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    )
     if code in unavailable_codes or "server unavailable" in message.lower():
         return StoreUnavailableError(f"Milvus at {where} is unavailable ({action}): {message}")
     return StoreError(f"Milvus {action} failed at {where}: {message}")
@@ -184,13 +124,13 @@ class MilvusStore(VectorStore):
         """Connect to Milvus Lite (a ``.db`` path) or a server (``http(s)://host:port``)."""
         if not uri or not uri.strip():
             raise ConfigError("Milvus URI is empty")
-        if not _COLLECTION_NAME.match(collection):
+        if not COLLECTION_NAME.match(collection):
             raise ConfigError(
                 f"collection name {collection!r} must start with a letter or '_' and "
                 "contain only letters, digits and '_' (at most 255)"
             )
-        if consistency not in _CONSISTENCY:
-            raise ConfigError(f"consistency must be one of {', '.join(_CONSISTENCY)}")
+        if consistency not in CONSISTENCY_LEVELS:
+            raise ConfigError(f"consistency must be one of {', '.join(CONSISTENCY_LEVELS)}")
         if min(timeout, slow_timeout, connect_timeout) <= 0:
             raise ConfigError("timeouts must be positive")
         if not 1 <= hnsw_ef <= HNSW_MAX_EF:
@@ -229,25 +169,24 @@ class MilvusStore(VectorStore):
             target = str(path)
             self._where = target
             _import_milvus_lite()
+            with _lite_lock:  # counted before connecting, so a closing store cannot stop it
+                _lite_users[target] = _lite_users.get(target, 0) + 1
+            self._lite_key = target
         try:
-            client = MilvusClient(
+            return MilvusClient(
                 uri=target, token=token or "", timeout=connect_timeout, dedicated=True
             )
         except (MilvusException, grpc.RpcError) as exc:
             err = _translate(exc, "connect", self._where)
             if self.is_local:
-                if not isinstance(exc, ConnectionConfigException):  # Lite started, channel failed
-                    _release_lite(target, started=False)
+                # ConnectionConfigException: Lite never started (e.g. another process owns it).
+                _release_lite(target, stop=not isinstance(exc, ConnectionConfigException))
+                self._lite_key = None
                 err = StoreUnavailableError(
                     f"cannot open Milvus Lite file {target} (Milvus Lite lets one process "
                     f"own a file; is another process using it?): {err}"
                 )
             raise err from exc
-        if self.is_local:
-            with _lite_lock:
-                _lite_users[target] = _lite_users.get(target, 0) + 1
-            self._lite_key = target
-        return client
 
     @contextmanager
     def _call(self, action: str) -> Iterator[MilvusClient]:
@@ -306,7 +245,7 @@ class MilvusStore(VectorStore):
             index_name="vector",
             index_type=self.index_type,
             metric_type=METRIC,
-            params=_index_params(self.index_type),
+            params=index_params(self.index_type),
         )
         with self._call("create_collection") as client:
             client.create_collection(
@@ -405,7 +344,7 @@ class MilvusStore(VectorStore):
             client.close()
         key, self._lite_key = self._lite_key, None
         if key is not None:
-            _release_lite(key, started=True)
+            _release_lite(key, stop=True)
 
     # ----- writes ---------------------------------------------------------------------
 
@@ -417,45 +356,16 @@ class MilvusStore(VectorStore):
         latest: dict[str, Record] = {}
         for record in records:  # one id twice in a batch would be stored twice: keep the last
             latest[record.id] = record
-        rows = [self._row(record, meta) for record in latest.values()]
+        rows = [
+            to_row(r, dim=meta.dim, model_id=meta.model_id, collection=self.collection)
+            for r in latest.values()
+        ]
         written = 0
-        for chunk in _chunks_by_size(rows, meta.dim):
+        for chunk in chunks_by_size(rows, meta.dim):
             with self._call("upsert") as client:
                 client.upsert(self.collection, chunk, timeout=self._timeout)
             written += len(chunk)
         return written
-
-    def _row(self, record: Record, meta: _Meta) -> dict[str, Any]:
-        """Check one record and turn it into a Milvus row (caption truncated to 4096 bytes)."""
-        _check_id(record.id)
-        if record.model_id and record.model_id != meta.model_id:
-            raise ModelMismatchError(
-                f"record {record.id!r} comes from model {record.model_id!r} but collection "
-                f"{self.collection!r} holds model {meta.model_id!r}"
-            )
-        vector = np.asarray(record.vector, dtype=np.float32).reshape(-1)
-        if vector.shape[0] != meta.dim:
-            raise ModelMismatchError(
-                f"record {record.id!r} has dim {vector.shape[0]}, collection "
-                f"{self.collection!r} (model {meta.model_id!r}) has dim {meta.dim}"
-            )
-        if not np.isfinite(vector).all():
-            raise StoreError(f"record {record.id!r} has a non-finite vector")
-        if len(record.source.encode("utf-8")) > MAX_SOURCE_BYTES:
-            raise StoreError(f"record {record.id!r}: source is over {MAX_SOURCE_BYTES} bytes")
-        try:
-            metadata = json.loads(json.dumps(dict(record.metadata), allow_nan=False))
-        except (TypeError, ValueError) as exc:
-            raise StoreError(f"record {record.id!r}: metadata is not plain JSON: {exc}") from exc
-        return {
-            "id": record.id,
-            "vector": vector,
-            "source": record.source,
-            "caption": truncate_utf8(record.caption, MAX_CAPTION_BYTES),
-            "modality": Modality(record.modality).value,
-            "metadata": metadata,
-            "model_id": meta.model_id,
-        }
 
     def flush(self) -> None:
         """Seal written rows so they are durable and searched through the index."""
@@ -464,7 +374,7 @@ class MilvusStore(VectorStore):
 
     def delete(self, ids: Iterable[str]) -> None:
         """Remove these ids (missing ids are ignored)."""
-        for batch in _batches(_unique(ids), IDS_PER_CALL):
+        for batch in batches(unique_ids(ids), IDS_PER_CALL):
             with self._call("delete") as client:
                 client.delete(self.collection, filter=ids_in_expr(batch), timeout=self._timeout)
 
@@ -485,18 +395,18 @@ class MilvusStore(VectorStore):
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         """The subset of ids already stored (checked in batches)."""
         found: set[str] = set()
-        for batch in _batches(_unique(ids), IDS_PER_CALL):
+        for batch in batches(unique_ids(ids), IDS_PER_CALL):
             found.update(str(row["id"]) for row in self._query(ids_in_expr(batch), ["id"]))
         return found
 
     def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record]:
         """Stored records for these ids, in the order asked (missing ids are skipped)."""
-        wanted = _unique(ids)
-        fields = [*_FIELDS, "vector"] if with_vectors else list(_FIELDS)
+        wanted = unique_ids(ids)
+        fields = [*FIELDS, "vector"] if with_vectors else list(FIELDS)
         by_id: dict[str, Record] = {}
-        for batch in _batches(wanted, IDS_PER_CALL):
+        for batch in batches(wanted, IDS_PER_CALL):
             for row in self._query(ids_in_expr(batch), fields):
-                record = _record(row)
+                record = to_record(row)
                 by_id[record.id] = record
         return [by_id[i] for i in wanted if i in by_id]
 
@@ -506,14 +416,14 @@ class MilvusStore(VectorStore):
         """Every stored record in id order, in batches (keyset paging on the primary key)."""
         if not 1 <= batch_size <= MAX_TOPK:
             raise ConfigError(f"batch_size must be within 1..{MAX_TOPK}, got {batch_size}")
-        fields = [*_FIELDS, "vector"] if with_vectors else list(_FIELDS)
+        fields = [*FIELDS, "vector"] if with_vectors else list(FIELDS)
         last: str | None = None
         while True:
             expr = "" if last is None else f"id > {quote_string(last)}"
             rows = self._query(expr, fields, limit=batch_size)
             if not rows:
                 return
-            batch = sorted((_record(row) for row in rows), key=lambda r: r.id)
+            batch = sorted((to_record(row) for row in rows), key=lambda r: r.id)
             last = batch[-1].id
             yield batch
 
@@ -562,8 +472,8 @@ class MilvusStore(VectorStore):
             )
         if not np.isfinite(queries).all():
             raise StoreError("query vectors must be finite")
-        fields = [*_FIELDS, "vector"] if with_vectors else list(_FIELDS)
-        search = _search_params(meta.index_type, k + offset, self.hnsw_ef)
+        fields = [*FIELDS, "vector"] if with_vectors else list(FIELDS)
+        search = search_params(meta.index_type, k + offset, self.hnsw_ef)
         params = {"metric_type": METRIC, "params": search}
         hits: list[list[Hit]] = []
         for start in range(0, queries.shape[0], QUERIES_PER_CALL):
@@ -581,7 +491,7 @@ class MilvusStore(VectorStore):
                     timeout=self._timeout,
                     consistency_level=self._consistency,
                 )
-            hits.extend([_hit(found) for found in per_query] for per_query in result)
+            hits.extend([to_hit(found) for found in per_query] for per_query in result)
         return hits
 
 
@@ -592,112 +502,15 @@ def _import_milvus_lite() -> None:
         import milvus_lite.server_manager  # noqa: F401
 
 
-def _release_lite(path: str, *, started: bool) -> None:
-    """Stop the Milvus Lite process for path once no store in this process uses it."""
+def _release_lite(path: str, *, stop: bool) -> None:
+    """Drop one user of a Milvus Lite file; stop its process when none is left."""
     from milvus_lite.server_manager import server_manager_instance
 
     with _lite_lock:
-        users = _lite_users.get(path, 0) - (1 if started else 0)
+        users = _lite_users.get(path, 0) - 1
         if users > 0:
             _lite_users[path] = users
             return
         _lite_users.pop(path, None)
-    server_manager_instance.release_server(path)
-
-
-def _check_id(record_id: str) -> None:
-    """Refuse ids that cannot be stored and found again on every backend."""
-    if not isinstance(record_id, str) or not record_id:
-        raise StoreError(f"record id must be a non-empty string, got {record_id!r}")
-    if not _storable_id(record_id):
-        raise StoreError(
-            f"record id {record_id[:40]!r} is not storable: ids must be at most "
-            f"{MAX_ID_LENGTH} UTF-8 bytes without control characters or single quotes "
-            "(Milvus Lite 2.5.1 fails upserts and deletes of ids containing ')"
-        )
-
-
-def _storable_id(record_id: str) -> bool:
-    """Whether an id can be written, filtered and deleted on both Lite and server."""
-    try:
-        size = len(record_id.encode("utf-8"))
-    except UnicodeEncodeError:
-        return False
-    if size > MAX_ID_LENGTH or "'" in record_id:
-        return False
-    return not any(unicodedata.category(ch) == "Cc" for ch in record_id)
-
-
-def _unique(ids: Iterable[str]) -> list[str]:
-    """Storable ids without repeats, in first-seen order (others cannot be stored anyway)."""
-    return [i for i in dict.fromkeys(ids) if isinstance(i, str) and i and _storable_id(i)]
-
-
-def _batches(items: list[str], size: int) -> Iterator[list[str]]:
-    """Consecutive slices of at most size items."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _chunks_by_size(rows: list[dict[str, Any]], dim: int) -> Iterator[list[dict[str, Any]]]:
-    """Group rows so that each upsert call carries about BATCH_BYTES at most."""
-    chunk: list[dict[str, Any]] = []
-    size = 0
-    for row in rows:
-        row_size = (
-            4 * dim
-            + 64
-            + sum(len(str(row[name]).encode("utf-8")) for name in ("id", "source", "caption"))
-        )
-        row_size += len(json.dumps(row["metadata"]))
-        if chunk and size + row_size > BATCH_BYTES:
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(row)
-        size += row_size
-    if chunk:
-        yield chunk
-
-
-def _vector(value: Any) -> np.ndarray | None:
-    """A stored vector as float32, or None when it was not asked for."""
-    if value is None:
-        return None
-    return np.asarray(value, dtype=np.float32)
-
-
-def _metadata(value: Any) -> Mapping[str, Any]:
-    """Stored JSON metadata as a mapping (JSON text is decoded)."""
-    if isinstance(value, str | bytes):
-        value = json.loads(value)
-    return value if isinstance(value, dict) else {}
-
-
-def _record(row: Mapping[str, Any]) -> Record:
-    """A query row as a Record (an empty vector when vectors were not asked for)."""
-    vector = _vector(row.get("vector"))
-    return Record(
-        id=str(row["id"]),
-        vector=vector if vector is not None else np.zeros(0, dtype=np.float32),
-        source=str(row.get("source", "")),
-        caption=str(row.get("caption", "")),
-        modality=Modality(row.get("modality") or Modality.IMAGE.value),
-        metadata=_metadata(row.get("metadata")),
-        model_id=str(row.get("model_id", "")),
-    )
-
-
-def _hit(found: Mapping[str, Any]) -> Hit:
-    """One pymilvus search hit as a Hit; score is the IP distance."""
-    entity = found.get("entity") or {}
-    score = float(found.get("distance", math.nan))
-    return Hit(
-        id=str(found.get("id", entity.get("id", ""))),
-        score=score,
-        source=str(entity.get("source", "")),
-        caption=str(entity.get("caption", "")),
-        modality=Modality(entity.get("modality") or Modality.IMAGE.value),
-        metadata=_metadata(entity.get("metadata")),
-        model_id=str(entity.get("model_id", "")),
-        vector=_vector(entity.get("vector")),
-    )
+    if stop:
+        server_manager_instance.release_server(path)

@@ -17,9 +17,10 @@ from retrieval.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from retrieval.stores import is_local_uri, open_store
+from retrieval.stores import is_local_uri, milvus_rows, open_store
 from retrieval.stores.expr import field_ref, literal, quote_string
-from retrieval.stores.milvus import MAX_CAPTION_BYTES, MilvusStore
+from retrieval.stores.milvus import MilvusStore
+from retrieval.stores.milvus_rows import MAX_CAPTION_BYTES
 from retrieval.types import Modality, Record
 from tests.contract.helpers import (
     DIM,
@@ -367,6 +368,7 @@ def test_lite_and_server_agree_on_flat_search(
             ]
             assert ids == sorted(r.id for r in records)
             store.drop()
+    print(f"embedded server started in {milvus_server.start_seconds:.1f}s")
     exact = np.argsort(-(queries @ np.stack([r.vector for r in records]).T), axis=1)[:, :10]
     for q in range(len(queries)):
         lite_hits, server_hits = results["lite"][q], results["server"][q]
@@ -400,3 +402,75 @@ def test_server_hnsw_recall(milvus_server: EmbeddedServer) -> None:
     recall = found / (k * len(queries))
     print(f"HNSW recall@{k} on {count} x {dim}: {recall:.3f}")
     assert recall >= 0.95
+
+
+def test_large_upserts_are_split_into_bounded_calls(
+    store: MilvusStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(milvus_rows, "BATCH_BYTES", 5_000)
+    records = make_records(300)
+    chunks = list(
+        milvus_rows.chunks_by_size(
+            [
+                {"id": r.id, "source": r.source, "caption": r.caption, "metadata": dict(r.metadata)}
+                for r in records
+            ],
+            DIM,
+        )
+    )
+    assert len(chunks) > 5 and sum(len(c) for c in chunks) == 300
+    assert store.upsert(records) == 300
+    assert store.count() == 300
+
+
+def test_pure_helpers() -> None:
+    assert milvus_rows.truncate_utf8("abc", 10) == "abc"
+    assert milvus_rows.truncate_utf8("ééé", 5) == "éé"  # never half a character
+    assert milvus_rows.truncate_utf8("a🐕", 4) == "a"
+    assert milvus_rows.resolve_index_type("auto", local=True) == "FLAT"
+    assert milvus_rows.resolve_index_type("auto", local=False) == "HNSW"
+    assert milvus_rows.resolve_index_type("hnsw", local=False) == "HNSW"
+    with pytest.raises(ConfigError, match="IVF_FLAT"):
+        milvus_rows.resolve_index_type("HNSW", local=True)
+    with pytest.raises(ConfigError):
+        milvus_rows.resolve_index_type("DISKANN", local=False)
+    assert milvus_rows.redact_uri("https://user:pw@host:19530") == "https://***@host:19530"
+    assert milvus_rows.redact_uri("http://host:19530") == "http://host:19530"
+
+
+def test_dead_backend_fails_within_the_call_timeout(tmp_path: Path) -> None:
+    psutil = pytest.importorskip("psutil")
+    db = tmp_path / "dies.db"
+    store = MilvusStore(str(db), "c", timeout=2.0)
+    try:
+        store.ensure_collection(DIM, MODEL)
+        [lite] = [
+            child
+            for child in psutil.Process().children(recursive=True)
+            if str(db) in " ".join(child.cmdline())
+        ]
+        lite.kill()
+        lite.wait(timeout=10)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError):
+            store.count()
+        assert time.monotonic() - started < 10  # pymilvus alone would retry 75 times
+    finally:
+        store.close()
+
+
+def test_lite_file_shared_by_two_stores_in_one_process(tmp_path: Path) -> None:
+    db = str(tmp_path / "shared.db")
+    first, second = MilvusStore(db, "first"), MilvusStore(db, "second")
+    try:
+        first.ensure_collection(DIM, MODEL)
+        second.ensure_collection(DIM, "test/model-b")
+        first.upsert(make_records(3))
+        first.close()  # the Lite process stays up while `second` uses it
+        second.upsert(make_records(4))
+        assert second.count() == 4
+    finally:
+        first.close()
+        second.close()
+    with MilvusStore(db, "first") as reopened:  # and restarts on demand, data intact
+        assert reopened.count() == 3 and reopened.info().model_id == MODEL
