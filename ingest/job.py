@@ -1,51 +1,95 @@
-"""The ingest job: a pipe that reads, dedups, decodes, embeds in full batches and upserts."""
+"""The ingest job: one mmrag ``pipe`` that expands, dedups, reads, decodes, embeds and upserts.
+
+Stages (each its own thread; ``workers`` stages run on pools)::
+
+    item --flat_map expand--> work             videos -> sampled frames (decoded here)
+         --map precheck (batch)-->             known ids (manifest id, frame) vs store + run
+         --map read (fetch_workers)-->         file bytes / URL fetch, content-hash id
+         --map check (batch)-->                content ids vs store + run
+         --map decode (workers)-->             decode + model preprocessing
+         --filter route-->                     count rejects and duplicates; keep new items
+         --map embed (batch_size)-->           full model batches
+         --map upsert (insert_batch_size)-->   batched writes; one flush at the end
+
+Already-stored items are found by id before anything is read (manifest ids, video frames) or
+right after reading (content hashes), so a rerun never decodes or embeds them again. Milvus
+(Lite 2.5.1 included) keeps every acknowledged upsert across a ``kill -9`` of the job even before
+a flush, so the store itself is the checkpoint: a rerun finishes the work.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from ingest.loading import Loaded, decode_loaded, read_item
+from ingest.expand import Expander
+from ingest.fetch import Fetcher, FetchOptions
+from ingest.loading import Work, decode_work, read_work
+from ingest.rejects import RejectsFile
 from ingest.sources import SourceItem
 from pipelines import pipe
+from pipelines.errors import PipelineError
 from retrieval.components import Components
+from retrieval.errors import MmragError, StoreError, StoreUnavailableError
 from retrieval.types import Modality, Record
+
+
+class ProgressSink(Protocol):
+    """Receives progress: items finished, and growth of the expected total (video frames)."""
+
+    def advance(self, n: int) -> None:
+        """n more items are done (ingested, skipped or rejected)."""
+
+    def add_total(self, n: int) -> None:
+        """n more items are expected than first counted."""
 
 
 @dataclass(frozen=True)
 class IngestOptions:
-    """How a job runs: model batch size, decode workers, insert batch size, pixel cap."""
+    """How a job runs: batch sizes, thread counts, caps and video sampling."""
 
     batch_size: int = 32
     workers: int = 2
+    fetch_workers: int = 16
     insert_batch_size: int = 256
-    dedup_batch_size: int = 256
+    dedup_batch_size: int = 64
     max_pixels: int = 50_000_000
+    max_bytes: int = 50 * 1024 * 1024
+    video_every_s: float = 2.0
+    fetch: FetchOptions = field(default_factory=FetchOptions)
+    rejects_kept: int = 1000
 
 
 @dataclass(frozen=True)
 class Reject:
-    """An item the job could not ingest, and why (one line)."""
+    """An item the job could not ingest, why (one line), and at which stage."""
 
     source: str
     reason: str
+    stage: str = "read"
 
 
 @dataclass
 class IngestSummary:
-    """What a job did: counts, rejects and timing."""
+    """What a job did: counts, rejects (the first ``rejects_kept``) and timing."""
 
-    scanned: int = 0
     ingested: int = 0
     duplicates: int = 0
     rejected: int = 0
     elapsed_s: float = 0.0
     rejects: list[Reject] = field(default_factory=list)
+    rejected_by_stage: dict[str, int] = field(default_factory=dict)
+    rejects_file: str | None = None
+
+    @property
+    def scanned(self) -> int:
+        """Items that went through the job (each video frame counts)."""
+        return self.ingested + self.duplicates + self.rejected
 
     @property
     def throughput(self) -> float:
@@ -59,56 +103,91 @@ class IngestSummary:
             "ingested": self.ingested,
             "duplicates": self.duplicates,
             "rejected": self.rejected,
+            "rejected_by_stage": dict(sorted(self.rejected_by_stage.items())),
+            "rejects_file": self.rejects_file,
             "elapsed_s": round(self.elapsed_s, 3),
             "throughput_per_s": round(self.throughput, 2),
         }
 
 
 class _Tally:
-    """Counts outcomes as rows pass the routing filter (called from one pipeline thread)."""
+    """Counts outcomes and dedups ids within the run (called from several pipeline threads)."""
 
-    def __init__(self, summary: IngestSummary, on_progress: Callable[[int], None] | None) -> None:
+    def __init__(
+        self,
+        summary: IngestSummary,
+        progress: ProgressSink | None,
+        rejects: RejectsFile | None,
+        kept: int,
+    ) -> None:
         self.summary = summary
-        self.on_progress = on_progress
+        self.progress = progress
+        self.rejects = rejects
+        self.kept = kept
         self.seen: set[str] = set()
         self.lock = threading.Lock()
 
-    def route(self, loaded: Loaded) -> bool:
-        """Keep only items that go to the model; count the rest."""
-        with self.lock:
-            self.summary.scanned += 1
-            if loaded.error is not None:
-                self.summary.rejected += 1
-                self.summary.rejects.append(Reject(loaded.item.source, loaded.error))
-            elif loaded.duplicate:
+    def route(self, work: Work) -> bool:
+        """Keep only works that go to the model; count and record the rest."""
+        if work.ready:
+            return True
+        if not work.settled:  # nothing decoded it: a bug, but never lose the item silently
+            work = work.reject("internal: item was neither decoded nor rejected", "decode")
+        if work.error is not None:
+            self.reject(work.source, work.error, work.stage)
+        else:
+            with self.lock:
                 self.summary.duplicates += 1
-        if not loaded.ready and self.on_progress is not None:
-            self.on_progress(1)
-        return loaded.ready
+        if self.progress is not None:
+            self.progress.advance(1)
+        return False
 
-    def mark_known(self, batch: list[Loaded], stored: set[str]) -> list[Loaded]:
-        """Flag items already stored, or seen earlier in this run, as duplicates."""
+    def reject(self, source: str, reason: str, stage: str, *, advance: bool = False) -> None:
+        """Count a reject and write it to the rejects file."""
+        with self.lock:
+            summary = self.summary
+            summary.rejected += 1
+            summary.rejected_by_stage[stage] = summary.rejected_by_stage.get(stage, 0) + 1
+            if len(summary.rejects) < self.kept:
+                summary.rejects.append(Reject(source, reason, stage))
+        if self.rejects is not None:
+            self.rejects.write(source, reason, stage)
+        if advance and self.progress is not None:
+            self.progress.advance(1)
+
+    def ingested(self, n: int) -> None:
+        """Count rows written to the store."""
+        with self.lock:
+            self.summary.ingested += n
+        if self.progress is not None and n:
+            self.progress.advance(n)
+
+    def mark_known(self, batch: list[Work], stored: set[str]) -> list[Work]:
+        """Flag works already stored, or seen earlier in this run, as duplicates."""
         out = []
         with self.lock:
-            for loaded in batch:
-                if loaded.error is None and (loaded.id in stored or loaded.id in self.seen):
-                    out.append(replace(loaded, duplicate=True, data=None))
-                    continue
-                if loaded.error is None:
-                    self.seen.add(loaded.id)
-                out.append(loaded)
+            for work in batch:
+                if work.settled or work.checked or not work.id:
+                    out.append(work)
+                elif work.id in stored or work.id in self.seen:
+                    out.append(
+                        replace(work, duplicate=True, checked=True, data=None, prepared=None)
+                    )
+                else:
+                    self.seen.add(work.id)
+                    out.append(replace(work, checked=True))
         return out
 
 
-def _record(loaded: Loaded, vector: np.ndarray, model_id: str) -> Record:
-    item: SourceItem = loaded.item
+def _record(work: Work, vector: np.ndarray, model_id: str) -> Record:
+    """The stored row of a work."""
     return Record(
-        id=loaded.id,
+        id=work.id,
         vector=vector,
-        source=item.source,
-        caption=item.caption,
+        source=work.source,
+        caption=work.item.caption,
         modality=Modality.IMAGE,
-        metadata=dict(item.metadata),
+        metadata=dict(work.fields),
         model_id=model_id,
     )
 
@@ -117,46 +196,97 @@ def run_ingest(
     components: Components,
     items: Iterable[SourceItem],
     options: IngestOptions | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    progress: ProgressSink | None = None,
+    rejects: RejectsFile | None = None,
 ) -> IngestSummary:
     """Ingest items into the configured collection; rerunning adds nothing already stored."""
     opts = options or IngestOptions()
     embedder = components.embedder
     store = components.store
     store.ensure_collection(embedder.dim, embedder.model_id)
-    summary = IngestSummary()
-    tally = _Tally(summary, on_progress)
+    summary = IngestSummary(rejects_file=str(rejects.path) if rejects is not None else None)
+    tally = _Tally(summary, progress, rejects, opts.rejects_kept)
+    fetcher = Fetcher(opts.fetch, connections=opts.fetch_workers)
     started = time.perf_counter()
 
-    def mark_known(batch: list[Loaded]) -> list[Loaded]:
-        ids = [loaded.id for loaded in batch if loaded.error is None]
+    def planned(n: int) -> None:
+        if progress is not None and n > 1:
+            progress.add_total(n - 1)
+
+    expander = Expander(
+        store.existing_ids, embedder.prepare_image, opts.video_every_s, opts.max_pixels, planned
+    )
+
+    def check(batch: list[Work]) -> list[Work]:
+        pending = [w for w in batch if not w.settled and not w.checked and w.id]
+        ids = [w.id for w in pending if w.prepared is None]  # frames were checked by expand
         return tally.mark_known(batch, store.existing_ids(ids) if ids else set())
 
-    def decode(loaded: Loaded) -> Loaded:
-        return decode_loaded(loaded, embedder.prepare_image, opts.max_pixels)
+    def read(work: Work) -> Work:
+        return read_work(work, fetcher, opts.max_bytes)
 
-    def embed(batch: list[Loaded]) -> list[np.ndarray]:
-        return list(embedder.embed_prepared([loaded.prepared for loaded in batch]))
+    def decode(work: Work) -> Work:
+        return decode_work(work, embedder.prepare_image, opts.max_pixels)
 
-    def upsert(batch: list[Loaded], vectors: list[np.ndarray]) -> list[int]:
-        store.upsert([_record(lo, vec, embedder.model_id) for lo, vec in zip(batch, vectors)])
-        if on_progress is not None:
-            on_progress(len(batch))
+    def embed(batch: list[Work]) -> list[np.ndarray]:
+        return list(embedder.embed_prepared([work.prepared for work in batch]))
+
+    def upsert(batch: list[Work], vectors: list[np.ndarray]) -> list[int]:
+        records = [_record(w, v, embedder.model_id) for w, v in zip(batch, vectors, strict=True)]
+        tally.ingested(_upsert(store.upsert, batch, records, tally))
         return [1] * len(batch)
 
-    workers = {"workers": max(1, opts.workers)}
+    queue = max(2 * opts.batch_size, 64)
     job = (
         pipe.input("item")
-        .map("item", "loaded", read_item, config=workers)
-        .map("loaded", "loaded", mark_known, config={"batch_size": opts.dedup_batch_size})
-        .map("loaded", "loaded", decode, config=workers)
-        .filter("loaded", "loaded", "loaded", tally.route)
-        .map("loaded", "vector", embed, config={"batch_size": opts.batch_size})
-        .map(("loaded", "vector"), "n", upsert, config={"batch_size": opts.insert_batch_size})
+        .flat_map("item", "work", expander.expand, config={"queue_size": queue})
+        .map("work", "work", check, config={"batch_size": opts.dedup_batch_size})
+        .map("work", "work", read, config={"workers": opts.fetch_workers, "queue_size": 64})
+        .map("work", "work", check, config={"batch_size": opts.dedup_batch_size})
+        .map("work", "work", decode, config={"workers": opts.workers, "queue_size": queue})
+        .filter("work", "work", "work", tally.route)
+        .map("work", "vector", embed, config={"batch_size": opts.batch_size})
+        .map(("work", "vector"), "n", upsert, config={"batch_size": opts.insert_batch_size})
         .output("n")
     )
-    for row in job.stream(items):
-        summary.ingested += int(row[0] if isinstance(row, (list, tuple)) else row)
+    try:
+        for _ in job.stream(items):
+            pass
+    except PipelineError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, MmragError):
+            raise cause from exc
+        raise
+    finally:
+        fetcher.close()
     store.flush()
     summary.elapsed_s = time.perf_counter() - started
     return summary
+
+
+def _upsert(
+    write: Any, batch: Sequence[Work], records: list[Record], tally: _Tally
+) -> int:
+    """Write a batch; if the store refuses it, write row by row and reject the refused rows.
+
+    An unreachable store, or one refusing every row, stops the job instead.
+    """
+    try:
+        write(records)
+        return len(records)
+    except StoreUnavailableError:
+        raise
+    except StoreError as batch_error:
+        refused: list[tuple[Work, str]] = []
+        for work, record in zip(batch, records, strict=True):
+            try:
+                write([record])
+            except StoreUnavailableError:
+                raise
+            except StoreError as exc:
+                refused.append((work, " ".join(str(exc).split())[:300]))
+        if len(refused) == len(records):
+            raise batch_error
+        for work, reason in refused:
+            tally.reject(work.source, reason, "store", advance=True)
+        return len(records) - len(refused)

@@ -1,54 +1,101 @@
-"""Per-item work done in parallel with the model: read bytes, hash, decode, prepare."""
+"""Per-item work done in parallel with the model: read or fetch bytes, hash, decode, prepare."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
+from ingest.fetch import Fetcher, FetchError
 from ingest.sources import SourceItem
-from retrieval.errors import ImageDecodeError
+from retrieval.errors import EmbeddingError, ImageDecodeError
 from retrieval.ids import content_id
 from retrieval.imaging import decode_image
 
+Prepare = Callable[[Any], Any]
+
 
 @dataclass(frozen=True)
-class Loaded:
-    """An item on its way through the job; exactly one of prepared/error is set once decoded."""
+class Work:
+    """One stored-to-be row on its way through the job (an image, or one video frame).
+
+    ``id`` is empty until known (the manifest's id, a frame's id, or the content hash once
+    read); ``checked`` says it was looked up in the store; a row leaves the job ``ready`` (with
+    ``prepared`` model input), as a ``duplicate``, or with an ``error`` and its ``stage``.
+    """
 
     item: SourceItem
+    source: str
     id: str = ""
+    metadata: Mapping[str, Any] | None = None
     data: bytes | None = None
     prepared: Any = None
     error: str | None = None
+    stage: str = ""
     duplicate: bool = False
+    checked: bool = False
+
+    @classmethod
+    def of(cls, item: SourceItem) -> Work:
+        """The work of an image item (or the reject of an item that failed before reading)."""
+        if item.error is not None:
+            return cls(item=item, source=item.source, error=item.error, stage=item.stage)
+        return cls(item=item, source=item.source, id=item.id or "")
+
+    @property
+    def settled(self) -> bool:
+        """Rejected or a duplicate: nothing more to do but count it."""
+        return self.error is not None or self.duplicate
 
     @property
     def ready(self) -> bool:
         """Decoded and prepared, new, and not rejected."""
-        return self.prepared is not None and self.error is None and not self.duplicate
+        return self.prepared is not None and not self.settled
+
+    @property
+    def fields(self) -> Mapping[str, Any]:
+        """The metadata to store (a frame's own, else the item's)."""
+        return self.item.metadata if self.metadata is None else self.metadata
+
+    def reject(self, reason: str, stage: str) -> Work:
+        """This work, rejected with a one-line reason (payloads dropped)."""
+        return replace(self, error=reason, stage=stage, data=None, prepared=None)
 
 
-def read_item(item: SourceItem) -> Loaded:
-    """Read the item's bytes and derive its id (the manifest's id wins over the content hash)."""
-    try:
-        data = Path(item.source).read_bytes()
-    except OSError as exc:
-        return Loaded(item=item, error=f"cannot read file: {exc.strerror or exc}")
-    if not data:
-        return Loaded(item=item, error="empty file (0 bytes)")
-    return Loaded(item=item, id=item.id or content_id(data), data=data)
+def read_work(work: Work, fetcher: Fetcher, max_bytes: int) -> Work:
+    """Read a file or fetch a URL, and derive the id (the manifest's id wins over the hash)."""
+    if work.settled or work.prepared is not None or work.data is not None:
+        return work
+    item = work.item
+    if item.kind == "url":
+        try:
+            data = fetcher.fetch(item.source)
+        except FetchError as exc:
+            return work.reject(str(exc), "fetch")
+    else:
+        try:
+            with open(item.source, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if size > max_bytes:
+                    return work.reject(f"file is {size} bytes, over the cap of {max_bytes}", "read")
+                data = handle.read(max_bytes + 1)
+        except OSError as exc:
+            return work.reject(f"cannot read file: {exc.strerror or exc}", "read")
+        if not data:
+            return work.reject("empty file (0 bytes)", "read")
+        if len(data) > max_bytes:
+            return work.reject(f"file grew over the cap of {max_bytes} bytes", "read")
+    return replace(work, data=data, id=work.id or content_id(data))
 
 
-def decode_loaded(
-    loaded: Loaded, prepare: Callable[[Any], Any], max_pixels: int
-) -> Loaded:
+def decode_work(work: Work, prepare: Prepare, max_pixels: int) -> Work:
     """Decode and prepare a new item for the model; rejects carry a one-line reason."""
-    if loaded.error is not None or loaded.duplicate or loaded.data is None:
-        return replace(loaded, data=None)
+    if work.settled or work.prepared is not None or work.data is None:
+        return replace(work, data=None) if work.data is not None else work
     try:
-        rgb = decode_image(loaded.data, max_pixels=max_pixels)
-    except ImageDecodeError as exc:
-        return replace(loaded, data=None, error=str(exc))
-    return replace(loaded, data=None, prepared=prepare(rgb))
+        rgb = decode_image(work.data, max_pixels=max_pixels)
+        prepared = prepare(rgb)
+    except (ImageDecodeError, EmbeddingError) as exc:
+        return work.reject(str(exc), "decode")
+    return replace(work, data=None, prepared=prepared)

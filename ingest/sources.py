@@ -1,4 +1,4 @@
-"""Where items come from: each source yields SourceItems in a stable order."""
+"""Where items come from: a directory, a manifest or one media file, as SourceItems in order."""
 
 from __future__ import annotations
 
@@ -6,45 +6,163 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
+from ingest.shard import Shard
 from retrieval.errors import ConfigError
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 )
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm"})
+MANIFEST_EXTENSIONS = frozenset({".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson"})
+
+ItemKind = Literal["file", "url", "video"]
 
 
 @dataclass(frozen=True)
 class SourceItem:
-    """One thing to ingest: where its bytes live and what describes it."""
+    """One thing to ingest: where its bytes live, what describes it, and its shard key.
+
+    ``error`` marks an entry that is rejected before any reading (a bad manifest row or an
+    unreadable folder), with ``stage`` saying where it failed.
+    """
 
     source: str
+    kind: ItemKind = "file"
     caption: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
     id: str | None = None
+    key: str = ""
+    error: str | None = None
+    stage: str = "read"
+
+
+class Source(Protocol):
+    """A re-iterable source of SourceItems (already restricted to one shard)."""
+
+    name: str
+
+    def __iter__(self) -> Iterator[SourceItem]:
+        """The items, in a stable order."""
+        ...
+
+    def count(self) -> int:
+        """How many items iteration yields (may walk a whole tree: call it off the hot path)."""
+        ...
+
+
+def media_kind(path: str | Path) -> ItemKind | None:
+    """'file' for an image extension, 'video' for a video one (case-insensitive), else None."""
+    suffix = os.path.splitext(str(path))[1].lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return "file"
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    return None
 
 
 def is_image_path(path: Path) -> bool:
     """Whether the file name has an image extension (case-insensitive)."""
-    return path.suffix.lower() in IMAGE_EXTENSIONS
+    return media_kind(path) == "file"
+
+
+class DirectorySource:
+    """Every image and video file under a folder, recursively, in sorted (stable) order.
+
+    Symlinked files are followed, symlinked folders are not (no cycles). The shard key is the
+    path relative to the folder, so machines mounting the data at different places agree.
+    """
+
+    def __init__(self, root: Path, shard: Shard | None = None) -> None:
+        self.root = root.resolve()
+        self.shard = shard or Shard()
+        self.name = str(self.root)
+
+    def __iter__(self) -> Iterator[SourceItem]:
+        for path, rel, kind in self._walk(self.root, ""):
+            if not self.shard.owns(rel):
+                continue
+            if kind is None:
+                yield SourceItem(source=path, key=rel, error=_walk_error(rel), stage="read")
+            else:
+                yield SourceItem(source=path, kind=kind, key=rel)
+
+    def count(self) -> int:
+        """Items of this shard (a second walk of the tree, without reading any file)."""
+        return sum(1 for _, rel, _ in self._walk(self.root, "") if self.shard.owns(rel))
+
+    def _walk(self, folder: str | Path, rel: str) -> Iterator[tuple[str, str, ItemKind | None]]:
+        """(path, relative path, kind) of media files; kind None for an unreadable folder."""
+        try:
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
+        except OSError as exc:
+            if rel:
+                yield str(folder), rel + "/", None
+                return
+            raise ConfigError(f"cannot list source folder {folder}: {exc.strerror}") from exc
+        for entry in entries:
+            child = f"{rel}/{entry.name}" if rel else entry.name
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                yield from self._walk(entry.path, child)
+                continue
+            kind = media_kind(entry.name)
+            if kind is not None:
+                yield entry.path, child, kind
+
+
+def _walk_error(rel: str) -> str:
+    """The reject reason for a folder the walk could not list."""
+    return f"cannot list folder {rel!r} (permission denied or removed during the walk)"
+
+
+class FileSource:
+    """A single image or video file given as the source."""
+
+    def __init__(self, path: Path, kind: ItemKind, shard: Shard | None = None) -> None:
+        self.path = path.resolve()
+        self.kind = kind
+        self.shard = shard or Shard()
+        self.name = str(self.path)
+
+    def __iter__(self) -> Iterator[SourceItem]:
+        if self.shard.owns(self.path.name):
+            yield SourceItem(source=str(self.path), kind=self.kind, key=self.path.name)
+
+    def count(self) -> int:
+        """One, or zero when another shard owns the file."""
+        return 1 if self.shard.owns(self.path.name) else 0
 
 
 def iter_folder(root: Path) -> Iterator[SourceItem]:
-    """Every image file under root, recursively, in sorted (deterministic) order."""
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if is_image_path(path):
-                yield SourceItem(source=str(path.resolve()))
+    """Every image and video file under root, recursively, in sorted order."""
+    return iter(DirectorySource(root))
 
 
-def open_source(source: str | Path) -> Iterator[SourceItem]:
-    """Items of a source: for now a directory of images."""
-    path = Path(source)
+def open_source(source: str | Path, shard: Shard | None = None) -> Source:
+    """The source named on the command line: a folder, a manifest, or one image/video file.
+
+    Manifests are read (and checked) here, so an unreadable one fails before any work starts.
+    """
+    path = Path(source).expanduser()
     if path.is_dir():
-        return iter_folder(path)
+        return DirectorySource(path, shard)
     if not path.exists():
         raise ConfigError(f"source {str(source)!r} does not exist")
-    raise ConfigError(f"source {str(source)!r} is not a directory")
+    suffix = path.suffix.lower()
+    if suffix in MANIFEST_EXTENSIONS:
+        from ingest.manifest import ManifestSource
+
+        return ManifestSource(path, shard)
+    kind = media_kind(path)
+    if kind is not None:
+        return FileSource(path, kind, shard)
+    raise ConfigError(
+        f"source {str(source)!r} is not a folder, a manifest "
+        f"({', '.join(sorted(MANIFEST_EXTENSIONS))}) or an image/video file"
+    )

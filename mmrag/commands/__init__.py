@@ -2,6 +2,6 @@
 
 from types import ModuleType
 
-from mmrag.commands import ingest, search
+from mmrag.commands import ask, ingest, search, serve
 
-COMMANDS: tuple[ModuleType, ...] = (ingest, search)
+COMMANDS: tuple[ModuleType, ...] = (ingest, search, serve, ask)

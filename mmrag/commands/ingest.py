@@ -1,60 +1,167 @@
-"""mmrag ingest SOURCE: embed every image of a source into the collection."""
+"""mmrag ingest SOURCE: embed every image (and sampled video frame) of a source."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 
-from ingest import IngestOptions, run_ingest
-from ingest.sources import open_source
+from ingest import IngestOptions, IngestSummary, Shard, open_source, run_ingest
+from ingest.fetch import FetchOptions
+from ingest.progress import ProgressBar
+from ingest.rejects import RejectsFile, default_rejects_path
 from retrieval.components import build_components
 from retrieval.config import Settings
+
+REJECTS_SHOWN = 10
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Register the subcommand."""
-    p = sub.add_parser("ingest", parents=[common], help="embed images into the collection")
-    p.add_argument("source", help="a directory of images")
-    p.add_argument("--batch-size", type=int, default=None, help="images per model call")
-    p.add_argument("--workers", type=int, default=2, help="parallel read/decode threads")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p = sub.add_parser(
+        "ingest",
+        parents=[common],
+        help="embed images, image URLs and video frames into the collection",
+        description="Ingest a folder (recursive), a manifest (.csv .tsv .parquet .jsonl with a "
+        "path or url column) or one image/video file. Safe to rerun: stored items are skipped.",
+    )
+    p.add_argument("source", help="folder, manifest file, or one image/video file")
+    p.add_argument("--batch-size", type=_positive_int, help="images per model call (default 32)")
+    p.add_argument(
+        "--workers", type=_positive_int, default=max(1, min(4, os.cpu_count() or 1)),
+        help="decode/preprocess threads (default: CPU cores, at most 4)",
+    )
+    p.add_argument(
+        "--fetch-workers", type=_positive_int, default=16,
+        help="threads reading files and fetching URLs (default 16)",
+    )
+    p.add_argument(
+        "--insert-batch-size", type=_positive_int, default=256,
+        help="rows per store write (default 256)",
+    )
+    p.add_argument("--shard", help="i/n: ingest only shard i (0-based) of n, by item key hash")
+    p.add_argument("--rejects", help="rejects JSONL file (default: next to the .db, or ./)")
+    p.add_argument("--strict", action="store_true", help="exit 1 if anything was rejected")
+    p.add_argument(
+        "--video-every", type=_positive_float, default=2.0, metavar="SECONDS",
+        help="sample one video frame every SECONDS (default 2)",
+    )
+    p.add_argument("--max-pixels", type=_positive_int, help="decompression-bomb cap (50000000)")
+    p.add_argument(
+        "--max-bytes", type=_positive_int, default=DEFAULT_MAX_BYTES,
+        help="largest file or download accepted, in bytes (default 50 MiB)",
+    )
+    p.add_argument(
+        "--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
+        help="per-attempt limit for one URL download (default 30)",
+    )
+    p.add_argument(
+        "--retries", type=_non_negative_int, default=3,
+        help="extra attempts for URLs on connection errors, timeouts, 429 and 5xx (default 3)",
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the job and print its summary."""
-    console = Console(stderr=True, quiet=args.quiet or args.json)
+    """Run the job; exit 0, or 1 with --strict when something was rejected."""
+    if args.quiet:
+        logging.getLogger().setLevel(logging.WARNING)
+    shard = Shard.parse(args.shard) if args.shard else Shard()
+    source = open_source(args.source, shard)  # manifests are read and checked here
+    if args.batch_size:
+        settings = settings.model_copy(update={"batch_size": args.batch_size})
     options = IngestOptions(
-        batch_size=args.batch_size or settings.batch_size,
+        batch_size=settings.batch_size,
         workers=args.workers,
-        max_pixels=settings.max_image_pixels,
+        fetch_workers=args.fetch_workers,
+        insert_batch_size=args.insert_batch_size,
+        max_pixels=args.max_pixels or settings.max_image_pixels,
+        max_bytes=args.max_bytes,
+        video_every_s=args.video_every,
+        fetch=FetchOptions(timeout_s=args.timeout, retries=args.retries, max_bytes=args.max_bytes),
     )
-    items = open_source(args.source)
+    rejects_path = (
+        Path(args.rejects).expanduser()
+        if args.rejects
+        else default_rejects_path(settings.uri, settings.collection, shard)
+    )
     components = build_components(settings)
+    rejects = RejectsFile(rejects_path)
+    console = Console(stderr=True, quiet=args.quiet)
     try:
-        with Progress(
-            TextColumn("ingest"), BarColumn(), TextColumn("{task.completed} items"),
-            TimeElapsedColumn(), console=console, transient=True,
-        ) as progress:
-            task = progress.add_task("ingest", total=None)
-            summary = run_ingest(
-                components, items, options, on_progress=lambda n: progress.advance(task, n)
-            )
+        with ProgressBar(console, source) as bar:
+            summary = run_ingest(components, source, options, progress=bar, rejects=rejects)
     finally:
+        rejects.close()
         components.close()
+    code = 1 if args.strict and summary.rejected else 0
+    _report(args, settings, shard, summary, code)
+    return code
+
+
+def _report(
+    args: argparse.Namespace, settings: Settings, shard: Shard, summary: IngestSummary, code: int
+) -> None:
+    """Print the summary: JSON, a few human lines, or (quiet) only a failing --strict."""
     if args.json:
-        print(json.dumps(summary.as_dict()))
-        return 0
-    out = Console(quiet=args.quiet)
-    for reject in summary.rejects:
-        out.print(f"[yellow]rejected[/] {reject.source}: {reject.reason}")
+        payload: dict[str, Any] = {
+            **summary.as_dict(),
+            "source": args.source,
+            "collection": settings.collection,
+            "shard": shard.label,
+        }
+        print(json.dumps(payload))
+        return
+    if args.quiet:
+        if code:
+            print(
+                f"mmrag ingest: {summary.rejected} item(s) rejected; see {summary.rejects_file}",
+                file=sys.stderr,
+            )
+        return
+    out = Console(highlight=False, soft_wrap=True)
+    for reject in summary.rejects[:REJECTS_SHOWN]:
+        out.print(f"[yellow]rejected[/] ({reject.stage}) {escape(reject.source)}: "
+                  f"{escape(reject.reason)}")
+    if summary.rejected > REJECTS_SHOWN:
+        out.print(f"... and {summary.rejected - REJECTS_SHOWN} more")
+    shard_note = f" (shard {shard.label})" if shard.count > 1 else ""
     out.print(
         f"ingested {summary.ingested}, duplicates skipped {summary.duplicates}, "
         f"rejected {summary.rejected} in {summary.elapsed_s:.1f}s "
-        f"({summary.throughput:.1f} items/s) into {settings.collection!r} at {settings.uri}"
+        f"({summary.throughput:.1f} items/s) into {escape(repr(settings.collection))} "
+        f"at {escape(settings.uri)}{shard_note}"
     )
-    return 0
+    if summary.rejected:
+        out.print(f"rejects: {escape(str(summary.rejects_file))}")

@@ -56,7 +56,7 @@ class Citation:
 
 @dataclass(frozen=True)
 class Answer:
-    """A finished answer, the items it cites, the model that wrote it, and whether it is extractive."""
+    """A finished answer, the items it cites, its model, and whether it is extractive."""
 
     text: str
     citations: tuple[Citation, ...]

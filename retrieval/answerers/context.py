@@ -91,6 +91,7 @@ def budget_metadata(metadata: Mapping[str, Any], limit: int) -> tuple[dict[str, 
     cut = False
     for key, value in metadata.items():
         name = shorten(str(key), MAX_KEY_CHARS)
+        short: Any
         if isinstance(value, str):
             short = shorten(value, limit // 2)
         elif value is None or isinstance(value, bool | int | float):

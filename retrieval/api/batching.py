@@ -68,9 +68,10 @@ class TextBatcher:
         self._executor = executor
         self.window_s = max(0.0, window_s)
         self.max_batch = max(1, max_batch)
-        self.cache = cache or LruCache(0)
+        self.cache = cache if cache is not None else LruCache(0)
         self._on_lookup = on_lookup
         self._pending: dict[str, asyncio.Future[np.ndarray]] = {}
+        self._running: dict[str, asyncio.Future[np.ndarray]] = {}  # texts in a model call now
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.batches = 0
@@ -82,7 +83,7 @@ class TextBatcher:
             self._on_lookup(cached is not None)
         if cached is not None:
             return cached
-        future = self._pending.get(text)
+        future = self._pending.get(text) or self._running.get(text)
         if future is None:
             future = asyncio.get_running_loop().create_future()
             self._pending[text] = future
@@ -101,12 +102,21 @@ class TextBatcher:
         if not self._pending:
             return
         batch, self._pending = self._pending, {}
+        self._running.update(batch)
         task = asyncio.get_running_loop().create_task(self._run(batch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, batch: dict[str, asyncio.Future[np.ndarray]]) -> None:
         """Embed one batch off the loop and resolve its futures."""
+        try:
+            await self._embed_batch(batch)
+        finally:
+            for text, future in batch.items():
+                if self._running.get(text) is future:
+                    del self._running[text]
+
+    async def _embed_batch(self, batch: dict[str, asyncio.Future[np.ndarray]]) -> None:
         texts = list(batch)
         self.batches += 1
         loop = asyncio.get_running_loop()
@@ -121,11 +131,12 @@ class TextBatcher:
                 if not future.done():
                     future.set_exception(exc)
             return
-        for text, vector in zip(texts, vectors):
+        for text, vector in zip(texts, vectors, strict=True):
             self.cache.put(text, vector)
+            cached = self.cache.get(text)  # the read-only copy, when caching is on
             future = batch[text]
             if not future.done():
-                future.set_result(self.cache.get(text) if self.cache.size else vector)
+                future.set_result(cached if cached is not None else vector)
 
     async def close(self) -> None:
         """Flush what is waiting and wait for running batches."""

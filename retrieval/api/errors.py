@@ -104,13 +104,20 @@ def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[st
     """A one-line summary and a JSON-safe list of pydantic validation errors."""
     details = []
     for err in errors:
-        loc = [str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path")]
+        if err.get("type") == "json_invalid":
+            reason = (err.get("ctx") or {}).get("error", "malformed")
+            details.append({"field": "", "message": f"request body is not valid JSON ({reason})"})
+            continue
+        loc = [str(part) for part in err.get("loc", ())]
+        if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+            loc = loc[1:]  # where the value came from; the rest names the field
         details.append({"field": ".".join(loc), "message": str(err.get("msg", "invalid"))})
     parts = [f"{d['field']}: {d['message']}" if d["field"] else d["message"] for d in details]
     return "; ".join(parts) or "invalid request", details
 
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    """ApiError: its own status, type and message."""
     assert isinstance(exc, ApiError)
     return error_response(
         exc.status, exc.message, type=exc.type, details=exc.details, headers=exc.headers
@@ -118,6 +125,7 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _mmrag_error(request: Request, exc: Exception) -> JSONResponse:
+    """mmrag's own errors, mapped by classify()."""
     assert isinstance(exc, MmragError)
     api = classify(exc)
     if api.status >= 500:
@@ -126,6 +134,7 @@ async def _mmrag_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette/FastAPI HTTPExceptions (404 routes, 405, 413 bodies, multipart errors)."""
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404 and message == "Not Found":
@@ -135,12 +144,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """Request validation failures as one 422 listing every field."""
     assert isinstance(exc, RequestValidationError)
     message, details = _validation_message(list(exc.errors()))
     return error_response(422, message, type="invalid_request", details=details)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """Anything else: logged with its traceback, answered 500 without internals."""
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, f"internal error ({type(exc).__name__})", type="internal_error")
 

@@ -120,7 +120,8 @@ async def fetch_image(url: str, *, max_bytes: int, allow_private: bool) -> bytes
 async def _fetch(url: str, *, max_bytes: int, allow_private: bool) -> bytes:
     current = url
     timeout = httpx.Timeout(FETCH_TIMEOUT_S)
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+    client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
+    async with client:
         for _ in range(MAX_REDIRECTS + 1):
             await check_url(current, allow_private=allow_private)
             try:
@@ -196,14 +197,18 @@ def _read_regular_file(record: Record, path: str) -> bytes:
 
 
 def _extract_frame(record: Record, path: str, seconds: float) -> bytes:
-    """One video frame as JPEG bytes."""
+    """One video frame as JPEG bytes (by the ingested frame index when known, else by time)."""
     if not os.path.isfile(path):
         raise _gone(record, "video is missing")
+    index = record.metadata.get("frame")
     capture = cv2.VideoCapture(path)
     try:
         if not capture.isOpened():
             raise _gone(record, "video cannot be opened")
-        capture.set(cv2.CAP_PROP_POS_MSEC, seconds * 1000.0)
+        if isinstance(index, int) and not isinstance(index, bool) and index >= 0:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, float(index))
+        else:
+            capture.set(cv2.CAP_PROP_POS_MSEC, seconds * 1000.0)
         ok, frame = capture.read()
     finally:
         capture.release()

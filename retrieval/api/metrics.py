@@ -21,7 +21,7 @@ def _escape(value: str) -> str:
 
 def _labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
     """``{a="x",b="y"}`` (empty when there are no labels)."""
-    parts = [f'{n}="{_escape(v)}"' for n, v in zip(names, values)]
+    parts = [f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)]
     if extra:
         parts.append(extra)
     return "{" + ",".join(parts) + "}" if parts else ""
@@ -145,7 +145,8 @@ class Histogram(_Metric):
             items = sorted((k, list(v)) for k, v in self._series.items())
         lines = self.header("histogram")
         for key, series in items:
-            for bound, cumulative in zip((*self.buckets, math.inf), (*series[:-2], series[-1])):
+            bounds = (*self.buckets, math.inf)
+            for bound, cumulative in zip(bounds, (*series[:-2], series[-1]), strict=True):
                 le = f'le="{_number(bound)}"'
                 lines.append(
                     f"{self.name}_bucket{_labels(self.label_names, key, le)} {_number(cumulative)}"

@@ -64,7 +64,9 @@ class OfflineStore(VectorStore):
     ensure_collection = exists = info = upsert = flush = existing_ids = _down
     search = get = delete = count = drop = _down
 
-    def iterate(self, batch_size: int = 1000, *, with_vectors: bool = True) -> Iterator[list[Record]]:
+    def iterate(
+        self, batch_size: int = 1000, *, with_vectors: bool = True
+    ) -> Iterator[list[Record]]:
         """Unavailable."""
         raise StoreUnavailableError(self.message)
 
@@ -89,6 +91,11 @@ class _Keys:
 
     keys: frozenset[str]
     at: float
+
+    def answers(self, wanted: set[str]) -> bool:
+        """Fresh and has every wanted key, or too recent to sample again."""
+        age = time.monotonic() - self.at
+        return (age < KEYS_TTL_S and wanted <= self.keys) or age < KEYS_MIN_REFRESH_S
 
 
 def sample_metadata_keys(store: VectorStore, rows: int = KEYS_SAMPLE_ROWS) -> frozenset[str]:
@@ -134,6 +141,7 @@ class Service:
         self._generation = 0
         self._last_reconnect = 0.0
         self._reconnect_lock = asyncio.Lock()
+        self._keys_lock = asyncio.Lock()
 
     # ----- lifecycle ---------------------------------------------------------------------
 
@@ -170,8 +178,7 @@ class Service:
             executor.shutdown(wait=False, cancel_futures=True)
         with self._extra_lock:
             extras, self._extra = list(self._extra.values()), {}
-        for store in [*extras, self.components.store]:
-            _close_quietly(store)
+        await asyncio.to_thread(_close_all, [*extras, self.components.store])
 
     # ----- model -----------------------------------------------------------------------
 
@@ -288,6 +295,7 @@ class Service:
                 return False
             self._last_reconnect = now
             ok = await _run(self.store_executor, self._reopen)
+            self._checked.clear()
             if ok:
                 self._generation += 1
             return ok
@@ -296,9 +304,7 @@ class Service:
         """Close all stores and open the default one again (Milvus Lite restarts its server)."""
         with self._extra_lock:
             extras, self._extra = list(self._extra.values()), {}
-        for store in [*extras, self.components.store]:
-            _close_quietly(store)
-        self._checked.clear()
+        _close_all([*extras, self.components.store])
         name = self.settings.collection
         try:
             self.components.store = self._open(name)
@@ -337,16 +343,15 @@ class Service:
         name = self._name(collection)
         wanted = set(wanted)
         entry = self._keys.get(name)
-        now = time.monotonic()
-        if entry is not None:
-            fresh = now - entry.at < KEYS_TTL_S
-            if fresh and wanted <= entry.keys:
+        if entry is not None and entry.answers(wanted):
+            return entry.keys
+        async with self._keys_lock:  # one sampling at a time; waiters reuse its result
+            entry = self._keys.get(name)
+            if entry is not None and entry.answers(wanted):
                 return entry.keys
-            if now - entry.at < KEYS_MIN_REFRESH_S:
-                return entry.keys
-        keys = await self.call_store(name, sample_metadata_keys)
-        self._keys[name] = _Keys(keys, time.monotonic())
-        return keys
+            keys = await self.call_store(name, sample_metadata_keys)
+            self._keys[name] = _Keys(keys, time.monotonic())
+            return keys
 
     async def get_record(self, collection: str | None, item_id: str) -> Record | None:
         """The stored record with this id, or None."""
@@ -372,7 +377,9 @@ class Service:
         return await self.call_store(collection, run)
 
 
-def _search(embedder: Embedder, store: VectorStore, vector: np.ndarray, p: SearchParams) -> list[Hit]:
+def _search(
+    embedder: Embedder, store: VectorStore, vector: np.ndarray, p: SearchParams
+) -> list[Hit]:
     """Plain top-k (offset/min_score) or MMR over the top candidates, then the page."""
     if p.diversity <= 0.0:
         request = SearchRequest(k=p.k, offset=p.offset, expr=p.expr, min_score=p.min_score)
@@ -403,3 +410,9 @@ def _close_quietly(store: VectorStore) -> None:
         store.close()
     except MmragError as exc:
         log.debug("closing %r: %s", store, exc)
+
+
+def _close_all(stores: Iterable[VectorStore]) -> None:
+    """Close every store, ignoring connections already gone."""
+    for store in stores:
+        _close_quietly(store)

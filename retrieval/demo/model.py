@@ -23,7 +23,6 @@ DEMO_MODEL_CONFIG: dict[str, Any] = {
         "width": 128,
         "head_width": 32,
         "patch_size": 8,
-        "pos_embed_type": "sin_cos_2d",
     },
     "text_cfg": {
         "context_length": 32,

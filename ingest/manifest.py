@@ -1,0 +1,251 @@
+"""Manifest sources: CSV/TSV/Parquet/JSONL rows with a ``path`` or ``url`` column, via pandas.
+
+Columns ``id``, ``path``, ``url`` and ``caption`` are matched case-insensitively; every other
+column is metadata (see :mod:`ingest.metadata` for the mapping). A row with both ``path`` and
+``url`` uses ``path`` when it is not blank. Relative paths resolve against the manifest's folder;
+a ``path`` cell that is an http(s) URL is fetched like a ``url``.
+
+The file is read when the source is opened, so an unreadable manifest, or one with neither a
+``path`` nor a ``url`` column, fails before any work with a message naming the file. Problems of
+single rows (unparsable lines, an empty path, a bad id, another URL scheme) become rejects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ingest.metadata import (
+    RESERVED_COLUMNS,
+    InvalidIdError,
+    cell_text,
+    check_id,
+    is_missing,
+    row_metadata,
+    sanitize_keys,
+)
+from ingest.shard import Shard
+from ingest.sources import ItemKind, SourceItem, media_kind
+from retrieval.errors import ConfigError
+
+CHUNK_ROWS = 10_000
+MAX_METADATA_BYTES = 60_000  # Milvus JSON fields hold 64 KiB
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_SKIPPED_LINE = re.compile(r"Skipping line (\d+): (.*)")
+_READ_ERRORS = (OSError, ValueError, ImportError, pd.errors.ParserError)
+
+
+@dataclass(frozen=True)
+class BadLine:
+    """A manifest line the parser could not turn into a row."""
+
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which manifest column plays which role, and the metadata key of every other one."""
+
+    id: str | None
+    path: str | None
+    url: str | None
+    caption: str | None
+    metadata: Mapping[str, str]
+
+    @classmethod
+    def of(cls, names: list[str]) -> Columns:
+        """Assign roles by case-insensitive name (first match wins); the rest are metadata."""
+        roles: dict[str, str] = {}
+        for name in names:
+            role = name.strip().lower()
+            if role in RESERVED_COLUMNS and role not in roles:
+                roles[role] = name
+        taken = set(roles.values())
+        return cls(
+            id=roles.get("id"),
+            path=roles.get("path"),
+            url=roles.get("url"),
+            caption=roles.get("caption"),
+            metadata=sanitize_keys(n for n in names if n not in taken),
+        )
+
+
+class ManifestSource:
+    """The rows of one manifest file (restricted to a shard), read eagerly with pandas."""
+
+    def __init__(self, path: Path, shard: Shard | None = None) -> None:
+        self.path = path.expanduser().resolve()
+        self.base = self.path.parent
+        self.shard = shard or Shard()
+        self.name = str(self.path)
+        self.frame, self.bad_lines = read_table(self.path)
+        names = [str(c) for c in self.frame.columns]
+        self.frame.columns = pd.Index(names)
+        self.columns = Columns.of(names)
+        if self.columns.path is None and self.columns.url is None:
+            shown = ", ".join(repr(n) for n in names[:20]) or "none"
+            raise ConfigError(
+                f"manifest {self.path} has neither a 'path' nor a 'url' column "
+                f"(columns: {shown})"
+            )
+
+    def __iter__(self) -> Iterator[SourceItem]:
+        for bad in self.bad_lines:
+            key = f"line:{bad.line}"
+            if self.shard.owns(key):
+                yield SourceItem(
+                    source=f"{self.path}:{bad.line}", key=key, error=bad.reason, stage="manifest"
+                )
+        for start in range(0, len(self.frame), CHUNK_ROWS):
+            rows = self.frame.iloc[start : start + CHUNK_ROWS].to_dict("records")
+            for offset, row in enumerate(rows):
+                number = start + offset + 1
+                key = self._key(row, number)
+                if self.shard.owns(key):
+                    yield self._item(row, number, key)
+
+    def count(self) -> int:
+        """Rows (and unparsable lines) of this shard."""
+        if self.shard.count == 1:
+            return len(self.frame) + len(self.bad_lines)
+        total = sum(1 for bad in self.bad_lines if self.shard.owns(f"line:{bad.line}"))
+        for start in range(0, len(self.frame), CHUNK_ROWS):
+            rows = self.frame.iloc[start : start + CHUNK_ROWS].to_dict("records")
+            total += sum(
+                1 for k, row in enumerate(rows) if self.shard.owns(self._key(row, start + k + 1))
+            )
+        return total
+
+    def _key(self, row: Mapping[str, Any], number: int) -> str:
+        """The shard key: the id as written, else the path/url as written, else the row."""
+        cols = self.columns
+        for column in (cols.id, cols.path, cols.url):
+            if column is not None and not is_missing(row.get(column)):
+                return cell_text(row.get(column))
+        return f"row:{number}"
+
+    def _item(self, row: Mapping[str, Any], number: int, key: str) -> SourceItem:
+        """One row as a SourceItem (with ``error`` set when the row cannot be ingested)."""
+        cols = self.columns
+        where = f"{self.path}#row={number}"
+        caption = cell_text(row.get(cols.caption)) if cols.caption else ""
+        metadata = row_metadata(row, cols.metadata)
+        item_id: str | None = None
+        if cols.id is not None and not is_missing(row.get(cols.id)):
+            try:
+                item_id = check_id(row.get(cols.id))
+            except InvalidIdError as exc:
+                return self._reject(where, key, f"row {number}: {exc}")
+        target, from_url = self._target(row)
+        if not target:
+            return self._reject(where, key, f"row {number} has an empty path/url")
+        size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
+        if size > MAX_METADATA_BYTES:
+            reason = f"row {number}: metadata is {size} bytes of JSON, over {MAX_METADATA_BYTES}"
+            return self._reject(target, key, reason)
+        kind: ItemKind
+        scheme = _SCHEME.match(target)
+        if scheme is not None:
+            if scheme.group(1).lower() not in ("http", "https"):
+                return self._reject(
+                    target, key, f"unsupported URL scheme {scheme.group(1)!r} (http and https only)"
+                )
+            source, kind = target, "url"
+        elif from_url:
+            return self._reject(target, key, f"row {number}: url {target[:80]!r} is not http(s)")
+        else:
+            source = os.path.normpath(os.path.join(self.base, os.path.expanduser(target)))
+            kind = "video" if media_kind(source) == "video" else "file"
+        return SourceItem(
+            source=source, kind=kind, caption=caption, metadata=metadata, id=item_id, key=key
+        )
+
+    def _target(self, row: Mapping[str, Any]) -> tuple[str, bool]:
+        """(the path or url cell, stripped; whether it came from the url column)."""
+        cols = self.columns
+        if cols.path is not None and not is_missing(row.get(cols.path)):
+            return cell_text(row.get(cols.path)).strip(), False
+        if cols.url is not None and not is_missing(row.get(cols.url)):
+            return cell_text(row.get(cols.url)).strip(), True
+        return "", False
+
+    @staticmethod
+    def _reject(source: str, key: str, reason: str) -> SourceItem:
+        return SourceItem(source=source, key=key, error=reason, stage="manifest")
+
+
+def read_table(path: Path) -> tuple[pd.DataFrame, list[BadLine]]:
+    """Read a manifest into a DataFrame; ConfigError naming the file when it is unreadable."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".csv", ".tsv"):
+            frame, bad = _read_delimited(path, "\t" if suffix == ".tsv" else ",")
+        elif suffix in (".parquet", ".pq"):
+            frame, bad = pd.read_parquet(path, dtype_backend="numpy_nullable"), []
+        else:
+            frame, bad = _read_jsonl(path)
+    except pd.errors.EmptyDataError as exc:
+        raise ConfigError(f"cannot read manifest {path}: the file is empty") from exc
+    except _READ_ERRORS as exc:
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise ConfigError(f"cannot read manifest {path}: {reason}") from exc
+    return frame, bad
+
+
+def _read_delimited(path: Path, sep: str) -> tuple[pd.DataFrame, list[BadLine]]:
+    """CSV/TSV: reserved columns as text (ids like 007 keep their zeros); bad lines recorded."""
+    header = pd.read_csv(path, sep=sep, nrows=0, encoding_errors="replace")
+    text_cols = {c: str for c in header.columns if str(c).strip().lower() in RESERVED_COLUMNS}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        frame = pd.read_csv(
+            path,
+            sep=sep,
+            dtype=text_cols,
+            on_bad_lines="warn",
+            dtype_backend="numpy_nullable",
+            encoding_errors="replace",
+        )
+    bad: list[BadLine] = []
+    for warning in caught:
+        for line in str(warning.message).splitlines():
+            match = _SKIPPED_LINE.match(line.strip())
+            if match is not None:
+                number = int(match.group(1))
+                bad.append(BadLine(number, f"line {number} unparsable: {match.group(2)}"))
+    return frame, bad
+
+
+def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[BadLine]]:
+    """JSON Lines: one object per line; lines that are not JSON objects are recorded as bad."""
+    records: list[dict[str, Any]] = []
+    bad: list[BadLine] = []
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                reason = f"line {number} is not valid JSON: {exc.msg} at column {exc.colno}"
+                bad.append(BadLine(number, reason))
+                continue
+            if not isinstance(value, dict):
+                reason = f"line {number} is not a JSON object but {type(value).__name__}"
+                bad.append(BadLine(number, reason))
+                continue
+            records.append(value)
+    if bad and not records:
+        raise ConfigError(
+            f"cannot read manifest {path}: no line is a JSON object ({bad[0].reason})"
+        )
+    return pd.DataFrame(records, dtype=object), bad

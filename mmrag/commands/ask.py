@@ -1,0 +1,116 @@
+"""mmrag ask "question": retrieve items, answer from them, print the answer and cited items."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from retrieval.answerers import BACKENDS, Answer, ChatMessage, FinalEvent, create_answerer
+from retrieval.components import build_components
+from retrieval.config import Settings
+from retrieval.errors import ConfigError
+from retrieval.rag import DEFAULT_K, ChatQuery, ChatService
+from retrieval.search import Searcher
+from retrieval.stores.base import VectorStore
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Register the subcommand."""
+    p = sub.add_parser(
+        "ask", parents=[common], help="answer a question from the collection, citing items"
+    )
+    p.add_argument("question", help="what to ask")
+    p.add_argument("--llm", choices=BACKENDS, help="answerer backend (MMRAG_LLM)")
+    p.add_argument(
+        "-k", "--k", type=int, default=DEFAULT_K, help=f"items to retrieve (default {DEFAULT_K})"
+    )
+    p.add_argument(
+        "--filter", help='structured filter as JSON, as in the API: \'{"label": "dog"}\''
+    )
+    p.add_argument("--json", action="store_true", help="print the answer and citations as JSON")
+    p.set_defaults(run=run)
+
+
+def filter_expression(spec_text: str | None, store: VectorStore) -> str | None:
+    """The safe Milvus expression of a structured JSON filter (ConfigError when invalid)."""
+    if not spec_text:
+        return None
+    from retrieval.api.errors import ApiError
+    from retrieval.api.filters import build_expression, requested_keys
+    from retrieval.api.service import sample_metadata_keys
+
+    try:
+        spec = json.loads(spec_text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--filter is not JSON: {exc.msg}") from exc
+    try:
+        wanted = requested_keys(spec)
+        keys = sample_metadata_keys(store) if wanted else frozenset()
+        return build_expression(spec, keys)
+    except ApiError as exc:
+        raise ConfigError(f"--filter: {exc.message}") from exc
+
+
+def answer_dict(answer: Answer, query: str) -> dict[str, Any]:
+    """JSON-ready answer."""
+    return {
+        "answer": answer.text,
+        "citations": [c.to_dict() for c in answer.citations],
+        "model": answer.model,
+        "extractive": answer.extractive,
+        "query": query,
+    }
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Retrieve, answer (streaming to the terminal), then list the cited items."""
+    if not 1 <= args.k <= 100:
+        raise ConfigError("-k must be in 1..100")
+    if not args.question.strip():
+        raise ConfigError("the question is empty")
+    if args.llm:
+        settings = settings.model_copy(update={"llm": args.llm})
+    components = build_components(settings)
+    answerer = create_answerer(settings)
+    try:
+        searcher = Searcher(components.embedder, components.store)
+        searcher.check_model()
+        expr = filter_expression(args.filter, components.store)
+        service = ChatService(searcher, answerer, max_query_chars=settings.max_query_chars)
+        query = ChatQuery(messages=(ChatMessage("user", args.question),), k=args.k, expr=expr)
+        if args.json:
+            answer = service.answer(query)
+            print(json.dumps(answer_dict(answer, service.query_text(query)), ensure_ascii=False))
+            return 0
+        final: Answer | None = None
+        for event in service.stream(query):
+            if isinstance(event, FinalEvent):
+                final = event.answer
+            else:
+                sys.stdout.write(event.delta)
+                sys.stdout.flush()
+        sys.stdout.write("\n")
+    finally:
+        answerer.close()
+        components.close()
+    assert final is not None
+    print_citations(final)
+    return 0
+
+
+def print_citations(answer: Answer) -> None:
+    """The cited items as a table."""
+    if not answer.citations:
+        return
+    table = Table("#", "score", "id", "source", "caption", title=f"cited items ({answer.model})")
+    for c in answer.citations:
+        table.add_row(
+            escape(f"[{c.n}]"), f"{c.score:.4f}", escape(c.id), escape(c.source), escape(c.caption)
+        )
+    Console().print(table)

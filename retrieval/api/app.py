@@ -1,0 +1,96 @@
+"""create_app(settings): the FastAPI search service (also an ASGI factory for uvicorn)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+
+from retrieval.api.errors import install_error_handlers
+from retrieval.api.metrics import ApiMetrics
+from retrieval.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware, MetricsMiddleware
+from retrieval.api.routers import ROUTERS
+from retrieval.api.service import Service
+from retrieval.config import Settings
+
+FORM_OVERHEAD_BYTES = 1024 * 1024
+DESCRIPTION = """\
+Text-to-image and image-to-image search over a Milvus collection of CLIP embeddings.
+
+* Errors are JSON: `{"error": {"type": ..., "message": ..., "details"?: ...}}`.
+* With `MMRAG_API_KEY` set, every route but `/health` needs `Authorization: Bearer <key>` or
+  `X-API-Key: <key>`.
+* Milvus Lite (a `.db` file) is owned by one process: serve it with one worker. A Milvus
+  server (`MMRAG_URI=http://host:19530`) can be shared by several workers.
+"""
+
+
+def _version() -> str:
+    """The installed package version ("0" in a bare source checkout)."""
+    try:
+        return version("mmrag")
+    except PackageNotFoundError:
+        return "0"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The search API; the lifespan builds components once and loads the model off the loop."""
+    settings = settings or Settings(**{})  # reads MMRAG_* from the environment
+    metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = await asyncio.to_thread(Service.open, settings, metrics)
+        service.start()
+        app.state.service = service
+        try:
+            yield
+        finally:
+            await service.close()
+
+    app = FastAPI(
+        title="mmrag search API",
+        version=_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    # Added innermost first: metrics -> CORS -> API key -> body cap -> routes.
+    body_cap = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
+    app.add_middleware(BodyLimitMiddleware, max_bytes=body_cap)
+    app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+            max_age=600,
+        )
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=lambda: app.routes)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI schema with the optional API-key schemes documented."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes["bearer"] = {"type": "http", "scheme": "bearer"}
+        schemes["apiKey"] = {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+        schema["security"] = [{"bearer": []}, {"apiKey": []}, {}]
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,19 @@
+"""Routers of the API; create_app includes every router in ROUTERS (add new ones here).
+
+Every route but ``/health`` sits behind the optional API key (enforced by middleware, so a
+router added here is protected without further wiring).
+"""
+
+from fastapi import APIRouter
+
+from retrieval.api.routers import chat, collections, health, items, metrics, openai_compat, search
+
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    search.router,
+    items.router,
+    collections.router,
+    metrics.router,
+    chat.router,
+    openai_compat.router,
+)

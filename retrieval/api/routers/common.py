@@ -1,0 +1,67 @@
+"""Helpers shared by routers: URLs of served images, hit conversion, search parameters."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlencode
+
+from fastapi import Request
+
+from retrieval.api.errors import ApiError
+from retrieval.api.filters import build_expression, requested_keys
+from retrieval.api.schemas import MAX_TOPK, HitOut, SearchOptions
+from retrieval.api.service import SearchParams, Service
+from retrieval.types import Hit
+
+THUMBNAIL_SIZE = 256
+
+
+def image_urls(request: Request, item_id: str, collection: str | None) -> tuple[str, str]:
+    """(original, thumbnail) URLs this API serves for an item, relative to the host."""
+    base = f"{request.scope.get('root_path', '')}/items/{quote(item_id, safe='')}/image"
+    extra = {"collection": collection} if collection else {}
+    original = f"{base}?{urlencode(extra)}" if extra else base
+    thumbnail = f"{base}?{urlencode({'size': THUMBNAIL_SIZE, **extra})}"
+    return original, thumbnail
+
+
+def hit_out(request: Request, hit: Hit, collection: str | None) -> HitOut:
+    """A Hit as the API returns it."""
+    original, thumbnail = image_urls(request, hit.id, collection)
+    return HitOut(
+        id=hit.id,
+        score=float(hit.score),
+        caption=hit.caption,
+        metadata=dict(hit.metadata),
+        source=hit.source,
+        modality=getattr(hit.modality, "value", str(hit.modality)),
+        image_url=original,
+        thumbnail_url=thumbnail,
+    )
+
+
+def non_default(service: Service, collection: str | None) -> str | None:
+    """The collection name when it is not the server's default (for URLs)."""
+    return collection if collection and collection != service.settings.collection else None
+
+
+async def search_params(service: Service, options: SearchOptions) -> SearchParams:
+    """Check paging against Milvus limits and turn the filter into a safe expression."""
+    if options.k + options.offset > MAX_TOPK:
+        raise ApiError(
+            422,
+            f"k + offset must be at most {MAX_TOPK} (Milvus limit); got "
+            f"{options.k} + {options.offset}",
+            type="invalid_request",
+        )
+    expr = None
+    if options.filter:
+        wanted = requested_keys(options.filter)
+        keys = await service.metadata_keys(options.collection, wanted) if wanted else frozenset()
+        expr = build_expression(options.filter, keys)
+    return SearchParams(
+        k=options.k,
+        offset=options.offset,
+        expr=expr,
+        min_score=options.min_score,
+        diversity=options.diversity,
+    )
