@@ -328,15 +328,9 @@ class Service:
         self._checked.add(name)
 
     async def list_collections(self) -> list[str]:
-        """Names of the collections on the server (the default one when it cannot list)."""
+        """Names of the collections behind the configured URI."""
 
-        def names(store: VectorStore) -> list[str]:
-            lister = getattr(store, "list_collections", None)
-            if callable(lister):
-                return sorted(str(n) for n in lister())
-            return [self.settings.collection] if store.exists() else []
-
-        return await self.call_store(None, names)
+        return await self.call_store(None, lambda store: store.list_collections())
 
     async def metadata_keys(self, collection: str | None, wanted: Iterable[str]) -> frozenset[str]:
         """Metadata keys known in a collection (sampled, cached; refreshed on a miss)."""

@@ -20,6 +20,10 @@ class VectorStore(ABC):
         """Create the collection for this model, or check that an existing one matches it."""
 
     @abstractmethod
+    def list_collections(self) -> list[str]:
+        """Names of every collection behind this store's URI."""
+
+    @abstractmethod
     def exists(self) -> bool:
         """Whether the collection exists."""
 

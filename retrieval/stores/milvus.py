@@ -200,6 +200,11 @@ class MilvusStore(VectorStore):
 
     # ----- collection lifecycle -------------------------------------------------------
 
+    def list_collections(self) -> list[str]:
+        """Names of every collection behind this store's URI."""
+        with self._call("list_collections") as client:
+            return sorted(str(n) for n in client.list_collections(timeout=self._timeout))
+
     def exists(self) -> bool:
         """Whether the collection exists."""
         with self._call("has_collection") as client:

@@ -474,3 +474,11 @@ def test_lite_file_shared_by_two_stores_in_one_process(tmp_path: Path) -> None:
         second.close()
     with MilvusStore(db, "first") as reopened:  # and restarts on demand, data intact
         assert reopened.count() == 3 and reopened.info().model_id == MODEL
+
+
+def test_list_collections_names_this_collection(store_factory: StoreFactory) -> None:
+    """The store lists the collections behind its URI, including its own once created."""
+    store = store_factory()
+    assert store.collection not in store.list_collections()
+    store.ensure_collection(DIM, MODEL)
+    assert store.collection in store.list_collections()

@@ -72,6 +72,13 @@ class Route:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class _Server(ThreadingHTTPServer):
+    """A threading server with a listen backlog for many concurrent fetches."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+
 class ImageServer:
     """A ThreadingHTTPServer on 127.0.0.1 serving configured routes and counting hits."""
 
@@ -88,8 +95,7 @@ class ImageServer:
             def do_GET(self) -> None:
                 server.handle(self)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
