@@ -236,16 +236,19 @@ def run_ingest(
         tally.ingested(_upsert(store.upsert, batch, records, tally))
         return [1] * len(batch)
 
-    queue = max(2 * opts.batch_size, 64)
+    queue = max(2 * opts.batch_size, 64)  # bounded queues: bytes and model inputs in flight
     job = (
         pipe.input("item")
         .flat_map("item", "work", expander.expand, config={"queue_size": queue})
-        .map("work", "work", check, config={"batch_size": opts.dedup_batch_size})
-        .map("work", "work", read, config={"workers": opts.fetch_workers, "queue_size": 64})
-        .map("work", "work", check, config={"batch_size": opts.dedup_batch_size})
+        .map("work", "work", check,
+             config={"batch_size": opts.dedup_batch_size, "queue_size": queue})
+        .map("work", "work", read, config={"workers": opts.fetch_workers, "queue_size": queue})
+        .map("work", "work", check,
+             config={"batch_size": opts.dedup_batch_size, "queue_size": queue})
         .map("work", "work", decode, config={"workers": opts.workers, "queue_size": queue})
-        .filter("work", "work", "work", tally.route)
-        .map("work", "vector", embed, config={"batch_size": opts.batch_size})
+        .filter("work", "work", "work", tally.route, config={"queue_size": queue})
+        .map("work", "vector", embed,
+             config={"batch_size": opts.batch_size, "queue_size": 2 * opts.insert_batch_size})
         .map(("work", "vector"), "n", upsert, config={"batch_size": opts.insert_batch_size})
         .output("n")
     )

@@ -2,6 +2,7 @@
 
 from types import ModuleType
 
-from mmrag.commands import ask, ingest, search, serve
+from mmrag.commands import ask, demo, ingest, search, serve
+from mmrag.commands import eval as eval_command
 
-COMMANDS: tuple[ModuleType, ...] = (ingest, search, serve, ask)
+COMMANDS: tuple[ModuleType, ...] = (ingest, search, serve, ask, demo, eval_command)

@@ -17,6 +17,10 @@ from retrieval.api.errors import error_body
 from retrieval.api.metrics import ApiMetrics
 
 PUBLIC_PATHS = frozenset({"/health"})
+# The web UI's page and its static files (routers/ui.py) load without the key; the page then
+# asks for the key and sends it on every data request. Only GET/HEAD, never a data route.
+UI_PATHS = frozenset({"/"})
+UI_PREFIX = "/static/"
 
 
 def _route_path(scope: Scope) -> str:
@@ -42,6 +46,13 @@ async def send_json_error(
     await send({"type": "http.response.body", "body": body})
 
 
+def _is_ui_asset(scope: Scope, path: str) -> bool:
+    """A GET/HEAD of the web page or one of its static files."""
+    return scope.get("method") in ("GET", "HEAD") and (
+        path in UI_PATHS or path.startswith(UI_PREFIX)
+    )
+
+
 def api_key_matches(headers: Headers, expected: str) -> bool:
     """Whether ``Authorization: Bearer <key>`` or ``X-API-Key`` carries the key (constant time)."""
     want = hashlib.sha256(expected.encode("utf-8")).digest()
@@ -59,7 +70,7 @@ def api_key_matches(headers: Headers, expected: str) -> bool:
 
 
 class ApiKeyMiddleware:
-    """When a key is configured, every path but /health needs it (401 otherwise)."""
+    """When a key is configured, every path but /health and the web UI's files needs it."""
 
     def __init__(self, app: ASGIApp, api_key: str | None) -> None:
         self.app = app
@@ -70,6 +81,7 @@ class ApiKeyMiddleware:
             self.api_key is None
             or scope["type"] not in ("http", "websocket")
             or _route_path(scope) in PUBLIC_PATHS
+            or _is_ui_asset(scope, _route_path(scope))
             or api_key_matches(Headers(scope=scope), self.api_key)
         ):
             await self.app(scope, receive, send)

@@ -6,7 +6,16 @@ router added here is protected without further wiring).
 
 from fastapi import APIRouter
 
-from retrieval.api.routers import chat, collections, health, items, metrics, openai_compat, search
+from retrieval.api.routers import (
+    chat,
+    collections,
+    health,
+    items,
+    metrics,
+    openai_compat,
+    search,
+    ui,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -16,4 +25,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     metrics.router,
     chat.router,
     openai_compat.router,
+    ui.router,
 )
