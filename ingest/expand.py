@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import cv2
 
-from ingest.loading import Prepare, Work
+from ingest.loading import Prepare, Work, open_regular, os_reason
 from ingest.sources import SourceItem
 from ingest.video import Sample, VideoError, VideoReader, file_hash, frame_source
 from retrieval.errors import EmbeddingError
@@ -43,9 +43,9 @@ class Expander:
         """Sampled frames of a video, then a reject if the stream broke off early."""
         whole = Work.of(item)
         try:
-            video_hash = file_hash(item.source)
+            video_hash = file_hash(item.source, open_regular)
         except OSError as exc:
-            yield whole.reject(f"cannot read video: {exc.strerror or exc}", "read")
+            yield whole.reject(f"cannot read video: {os_reason(exc)}", "read")
             return
         try:
             reader = VideoReader(item.source, self.every_s)

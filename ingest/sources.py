@@ -78,6 +78,10 @@ class DirectorySource:
         self.root = root.resolve()
         self.shard = shard or Shard()
         self.name = str(self.root)
+        try:
+            os.scandir(self.root).close()
+        except OSError as exc:
+            raise ConfigError(f"cannot list source folder {self.root}: {exc.strerror}") from exc
 
     def __iter__(self) -> Iterator[SourceItem]:
         for path, rel, kind in self._walk(self.root, ""):
@@ -106,13 +110,15 @@ class DirectorySource:
             child = f"{rel}/{entry.name}" if rel else entry.name
             try:
                 is_dir = entry.is_dir(follow_symlinks=False)
+                # regular files, and symlinks (a broken one is listed, then rejected)
+                is_file = entry.is_symlink() or entry.is_file(follow_symlinks=False)
             except OSError:
-                is_dir = False
+                is_dir, is_file = False, True
             if is_dir:
                 yield from self._walk(entry.path, child)
                 continue
             kind = media_kind(entry.name)
-            if kind is not None:
+            if kind is not None and is_file:
                 yield entry.path, child, kind
 
 

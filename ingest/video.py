@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import cv2
 import numpy as np
@@ -56,13 +57,17 @@ def format_ts(seconds: float) -> str:
     return text if text not in ("", "-0") else "0"
 
 
-def file_hash(path: str | Path) -> str:
+def file_hash(path: str | Path, opener: Callable[[str], IO[bytes]] | None = None) -> str:
     """The content id of a file's bytes (as ``content_id`` would give), read in 1 MiB chunks."""
     digest = hashlib.blake2b(digest_size=ID_HEX_CHARS // 2)
-    with open(path, "rb") as handle:
+    with (opener or _open)(str(path)) as handle:
         for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _open(path: str) -> IO[bytes]:
+    return open(path, "rb")
 
 
 def frame_id(video_hash: str, ts_text: str) -> str:

@@ -14,11 +14,11 @@ Metrics, per query over its ranking of the top ``DEPTH`` (10) stored items, then
   for an ideal ranking (min(|relevant|, 10) relevant items first).
 
 Relevant ids that are not stored are ignored (and reported as missing); a query left with
-nothing relevant is skipped (and reported). An image query's own stored copy (the same bytes,
-hence the same content id, or the same source path) is left out of its ranking and of its
-relevant set unless ``keep_self``: finding a picture by itself says nothing. ``exact`` also
-ranks every stored vector by brute force and reports the ANN recall@10 (the share of the exact
-top 10 that the index returned, ties counted as hits) and the metrics of the exact ranking.
+nothing relevant is skipped (and reported). An image query's own stored copy (stored under its
+bytes' content id, or from its path) is left out of its ranking and of its relevant set unless
+``keep_self``: finding a picture by itself says nothing. ``exact`` also ranks every stored
+vector by brute force and reports the ANN recall@10 (the share of the exact top 10 that the
+index returned, ties counted as hits) and the metrics of the exact ranking.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from retrieval.embedders.base import Embedder
-from retrieval.errors import ConfigError
+from retrieval.errors import ConfigError, ImageDecodeError
 from retrieval.ids import content_id
 from retrieval.imaging import decode_image
 from retrieval.search import Searcher
@@ -447,7 +447,10 @@ def _embed_queries(
         for i, image in chunk:
             data = _read_image(image)
             selves[i] = _Self(content_id(data), str(image.resolve()))
-            decoded.append(decode_image(data))
+            try:
+                decoded.append(decode_image(data))
+            except ImageDecodeError as exc:
+                raise ConfigError(f"query image {str(image)!r}: {exc}") from exc
         vectors[[i for i, _ in chunk]] = embedder.embed_images(decoded)
     return vectors, selves
 

@@ -1,18 +1,24 @@
-"""Shared fixtures: a tiny seeded open_clip model, its embedder, and image files on disk.
+"""Shared fixtures: a tiny seeded open_clip model, its embedder, image files on disk, and the
+embedded Milvus server (started lazily, once per session, only when a test asks for it).
 
 Nothing here downloads: the model is random-initialised with a fixed seed and saved locally.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import shutil
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from retrieval.embedders.base import Embedder
 from tests.support.images import DEFAULT_SIZES, write_image_files
 from tests.support.tiny_model import TINY_MODEL_NAME, make_tiny_checkpoint
+
+if TYPE_CHECKING:
+    from tests.support.milvus_server import EmbeddedServer
 
 ImageFileFactory = Callable[..., list[Path]]
 
@@ -52,3 +58,20 @@ def make_image_files(tmp_path: Path) -> ImageFileFactory:
         return write_image_files(tmp_path / subdir, count, ext=ext, sizes=sizes, start=start)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    """One embedded Milvus 2.3.5 standalone for the whole session (skips if it cannot run)."""
+    milvus = pytest.importorskip("milvus", reason="the 'milvus' test package is not installed")
+    from tests.support.milvus_server import ServerFailed, ServerUnavailable, run_embedded_server
+
+    data_dir = tmp_path_factory.mktemp("milvus_server")
+    try:
+        with run_embedded_server(milvus, data_dir) as server:
+            yield server
+    except ServerUnavailable as exc:
+        pytest.skip(f"embedded Milvus server unavailable: {exc}")
+    except ServerFailed as exc:
+        pytest.fail(str(exc))
+    shutil.rmtree(data_dir, ignore_errors=True)  # kept above when the server failed

@@ -112,7 +112,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         components.close()
     next_steps(settings, folder, args, out)
-    out.print(f"\ndemo finished in {time.perf_counter() - started:.1f}s")
+    out.print(f"\ndemo steps took {time.perf_counter() - started:.1f}s")
     return 0
 
 

@@ -16,11 +16,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import numpy as np
 
+from retrieval.api import follow
 from retrieval.api.batching import LruCache, TextBatcher
 from retrieval.api.errors import ApiError
 from retrieval.api.images import ThumbnailCache, default_thumbnail_dir
@@ -62,7 +63,7 @@ class OfflineStore(VectorStore):
         raise StoreUnavailableError(self.message)
 
     ensure_collection = exists = info = upsert = flush = existing_ids = _down
-    search = get = delete = count = drop = _down
+    search = get = delete = count = drop = list_collections = _down
 
     def iterate(
         self, batch_size: int = 1000, *, with_vectors: bool = True
@@ -122,14 +123,7 @@ class Service:
         self.store_executor = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="mmrag-store")
         self.io_executor = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="mmrag-io")
         self.cache = LruCache(settings.query_cache_size)
-        self.batcher = TextBatcher(
-            self._embed_texts,
-            self.model_executor,
-            window_s=settings.batch_window_ms / 1000.0,
-            max_batch=settings.max_query_batch,
-            cache=self.cache,
-            on_lookup=self._count_lookup,
-        )
+        self.batcher = self._new_batcher(self._embed_texts, self.cache)
         self.thumbnails = ThumbnailCache(
             default_thumbnail_dir(settings.uri, settings.thumbnail_dir)
         )
@@ -142,6 +136,28 @@ class Service:
         self._last_reconnect = 0.0
         self._reconnect_lock = asyncio.Lock()
         self._keys_lock = asyncio.Lock()
+        self._query: follow.QueryModel | None = None  # see retrieval/api/follow.py
+        self._follower: asyncio.Task[None] | None = None
+        self._retired: list[TextBatcher] = []
+
+    def _new_batcher(
+        self, embed: Callable[[Sequence[str]], np.ndarray], cache: LruCache
+    ) -> TextBatcher:
+        """A micro-batcher of text queries for one model."""
+        return TextBatcher(
+            embed,
+            self.model_executor,
+            window_s=self.settings.batch_window_ms / 1000.0,
+            max_batch=self.settings.max_query_batch,
+            cache=cache,
+            on_lookup=self._count_lookup,
+        )
+
+    def _batcher_for(self, embedder: Embedder) -> tuple[TextBatcher, LruCache]:
+        """A fresh micro-batcher and query cache bound to one (followed) model."""
+        cache = LruCache(self.settings.query_cache_size)
+        embed = functools.partial(self._embed_texts, embedder=embedder)
+        return self._new_batcher(embed, cache), cache
 
     # ----- lifecycle ---------------------------------------------------------------------
 
@@ -163,15 +179,68 @@ class Service:
             self._model = asyncio.ensure_future(
                 loop.run_in_executor(self.model_executor, self._load_model)
             )
+            self._follower = loop.create_task(self._follow())
 
     def _load_model(self) -> Embedder:
-        embedder = self.components.embedder
+        """Load the model the configured collection was built with (default: the settings')."""
+        target = None
+        try:
+            target = follow.read_target(self.components.store)
+        except StoreError as exc:
+            log.info("collection not readable yet, loading the configured model: %s", exc)
+        embedder = follow.initial_embedder(self.settings, None, target)
+        if embedder is None:
+            embedder = self.components.embedder
+            batcher, cache = self.batcher, self.cache
+        else:
+            batcher, cache = self._batcher_for(embedder)
+            self.batcher, self.cache = batcher, cache
+        collection = target.collection if target is not None else None
+        self._query = follow.QueryModel(embedder, batcher, cache, collection)
         log.info("query model ready: %s", embedder.model_id)
         return embedder
 
+    async def _follow(self) -> None:
+        """Switch the query model when the configured collection (an alias) moves."""
+        while True:
+            await asyncio.sleep(follow.FOLLOW_INTERVAL_S)
+            if self._model is None or not self._model.done() or self._query is None:
+                continue
+            try:
+                await self._follow_once(self._query)
+            except MmragError as exc:
+                log.warning("could not follow collection %s: %s", self.settings.collection, exc)
+
+    async def _follow_once(self, current: follow.QueryModel) -> None:
+        """Resolve the configured name once; swap model and collection when they changed."""
+        target = await _run(self.store_executor, follow.read_target, self.components.store)
+        if target is None or target.collection == current.collection:
+            return
+        if target.model_id == current.embedder.model_id:
+            self._query = replace(current, collection=target.collection)
+            return
+        if target.spec is None:
+            raise StoreError(
+                f"{target.collection} holds model {target.model_id} but records no model spec"
+            )
+        log.info("collection %s now reads %s (model %s): loading it",
+                 self.settings.collection, target.collection, target.model_id)
+        embedder = await asyncio.to_thread(
+            follow.embedder_for_spec, self.settings, target.spec, target.model_id
+        )
+        batcher, cache = self._batcher_for(embedder)
+        self._retired.append(self.batcher)
+        self._query = follow.QueryModel(embedder, batcher, cache, target.collection)
+        self.batcher, self.cache = batcher, cache
+        self._checked.discard(self.settings.collection)
+        log.info("query model switched to %s", embedder.model_id)
+
     async def close(self) -> None:
         """Finish running batches, stop the threads and release the stores."""
-        await self.batcher.close()
+        if self._follower is not None:
+            self._follower.cancel()
+        for batcher in [*self._retired, self.batcher]:
+            await batcher.close()
         if self._model is not None and not self._model.done():
             self._model.cancel()
         for executor in (self.model_executor, self.store_executor, self.io_executor):
@@ -199,21 +268,27 @@ class Service:
         self.start()
         assert self._model is not None
         try:
-            return await asyncio.shield(self._model)
+            loaded = await asyncio.shield(self._model)
         except MmragError as exc:
             raise ApiError(503, f"query model not loaded: {exc}", type="model_unavailable") from exc
+        return self._query.embedder if self._query is not None else loaded
 
-    def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+    @property
+    def query_model_id(self) -> str | None:
+        """The id of the model queries are embedded with now (None until it is loaded)."""
+        return self._query.embedder.model_id if self._query is not None else None
+
+    def _embed_texts(self, texts: Sequence[str], embedder: Embedder | None = None) -> np.ndarray:
         """One model call for a micro-batch (runs in the model thread)."""
         started = time.perf_counter()
-        vectors = self.components.embedder.embed_texts(texts)
+        vectors = (embedder or self.components.embedder).embed_texts(texts)
         self.metrics.embed_seconds.observe(time.perf_counter() - started, "text")
         self.metrics.embed_batch.observe(len(texts), "text")
         return vectors
 
-    def _embed_prepared(self, prepared: Any) -> np.ndarray:
+    def _embed_prepared(self, prepared: Any, embedder: Embedder | None = None) -> np.ndarray:
         started = time.perf_counter()
-        vector = self.components.embedder.embed_prepared([prepared])[0]
+        vector = (embedder or self.components.embedder).embed_prepared([prepared])[0]
         self.metrics.embed_seconds.observe(time.perf_counter() - started, "image")
         self.metrics.embed_batch.observe(1, "image")
         return vector
@@ -224,14 +299,24 @@ class Service:
     async def embed_text(self, text: str) -> np.ndarray:
         """The query vector of a text (micro-batched, LRU-cached)."""
         await self.embedder()
-        return await self.batcher.embed(text)
+        query = self._query
+        if query is None:
+            return await self.batcher.embed(text)
+        follow.current_query.set(query)  # search() then reads this model's collection
+        return await query.batcher.embed(text)
 
     async def embed_image(self, rgb: np.ndarray) -> np.ndarray:
         """The query vector of an RGB image (prepared on an I/O thread, embedded on the model's)."""
         embedder = await self.embedder()
+        query = self._query
+        if query is not None:
+            follow.current_query.set(query)  # search() then reads this model's collection
+            embedder = query.embedder
         prepared = await self.run_io(embedder.prepare_image, rgb)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.model_executor, self._embed_prepared, prepared)
+        return await loop.run_in_executor(
+            self.model_executor, self._embed_prepared, prepared, embedder
+        )
 
     async def run_io(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking file or image work on the I/O pool."""
@@ -359,6 +444,10 @@ class Service:
     ) -> list[Hit]:
         """One page of hits for a query vector (plain ranking or MMR)."""
         embedder = await self.embedder()
+        query = follow.current_query.get()  # the model that embedded this request's query
+        default = self._name(collection) == self.settings.collection
+        if query is not None and query.collection and default:
+            embedder, collection = query.embedder, query.collection
         await self.check_model(collection, embedder)
 
         def run(store: VectorStore) -> list[Hit]:

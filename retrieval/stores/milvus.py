@@ -7,9 +7,10 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -26,7 +27,7 @@ from retrieval.errors import (
     StoreUnavailableError,
 )
 from retrieval.ids import MAX_ID_LENGTH
-from retrieval.stores import is_local_uri
+from retrieval.stores import is_local_uri, lite_aliases
 from retrieval.stores.base import VectorStore
 from retrieval.stores.expr import ids_in_expr, quote_string
 from retrieval.stores.milvus_rows import (
@@ -35,6 +36,8 @@ from retrieval.stores.milvus_rows import (
     HNSW_EF,
     HNSW_MAX_EF,
     IDS_PER_CALL,
+    IVF_MAX_NPROBE,
+    IVF_NPROBE,
     MAX_CAPTION_BYTES,
     MAX_MODALITY_BYTES,
     MAX_MODEL_ID_BYTES,
@@ -61,6 +64,7 @@ logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
 
 CONSISTENCY_LEVELS = ("Strong", "Session", "Bounded", "Eventually")
 CONNECT_FAILED = 2  # pymilvus Status.CONNECT_FAILED: the channel never became ready
+META_TTL_S = 2.0  # an unpinned server store re-reads its collection (an alias may have moved)
 
 _lite_lock = threading.Lock()
 _lite_users: dict[str, int] = {}
@@ -68,11 +72,24 @@ _lite_users: dict[str, int] = {}
 
 @dataclass(frozen=True)
 class _Meta:
-    """What mmrag recorded about a collection when it created it."""
+    """What mmrag recorded about a collection when it created it, and when it was read."""
 
     dim: int
     model_id: str
     index_type: str
+    collection: str  # the concrete collection (an alias resolved)
+    spec: dict[str, Any] | None  # how to load the model again (see ensure_collection)
+    at: float
+
+
+@dataclass(frozen=True)
+class Target:
+    """The concrete collection behind a name (an alias resolved) and the model it was built with."""
+
+    collection: str
+    model_id: str
+    dim: int
+    spec: dict[str, Any] | None
 
 
 def _is_not_found(message: str) -> bool:
@@ -120,8 +137,14 @@ class MilvusStore(VectorStore):
         connect_timeout: float = 10.0,
         consistency: str = "Strong",
         hnsw_ef: int = HNSW_EF,
+        ivf_nprobe: int = IVF_NPROBE,
     ) -> None:
-        """Connect to Milvus Lite (a ``.db`` path) or a server (``http(s)://host:port``)."""
+        """Connect to Milvus Lite (a ``.db`` path) or a server (``http(s)://host:port``).
+
+        ``collection`` may be an alias (a server's, or a Lite pointer file's, see
+        ``lite_aliases``): reads follow the alias; ``ensure_collection`` pins the store to the
+        collection the alias names then, so a writer never follows a later alias switch.
+        """
         if not uri or not uri.strip():
             raise ConfigError("Milvus URI is empty")
         if not COLLECTION_NAME.match(collection):
@@ -135,8 +158,14 @@ class MilvusStore(VectorStore):
             raise ConfigError("timeouts must be positive")
         if not 1 <= hnsw_ef <= HNSW_MAX_EF:
             raise ConfigError(f"hnsw_ef must be within 1..{HNSW_MAX_EF}, got {hnsw_ef}")
+        if not 1 <= ivf_nprobe <= IVF_MAX_NPROBE:
+            raise ConfigError(f"ivf_nprobe must be within 1..{IVF_MAX_NPROBE}, got {ivf_nprobe}")
         self.hnsw_ef = hnsw_ef
+        self.ivf_nprobe = ivf_nprobe
         self.collection = collection
+        self._target = collection  # the name used in calls: the collection or the alias
+        self._pinned = False
+        self._lite_db: Path | None = None
         self.uri = uri.strip()
         self.is_local = is_local_uri(self.uri)
         self.index_type = resolve_index_type(index_type, local=self.is_local)
@@ -147,6 +176,8 @@ class MilvusStore(VectorStore):
         self._lite_key: str | None = None
         self._where = redact_uri(self.uri)
         self._client: MilvusClient | None = self._connect(token, connect_timeout)
+        if self._lite_db is not None:
+            self._target = lite_aliases.resolve(self._lite_db, collection)
 
     def __repr__(self) -> str:
         """Show where the store points, never the token."""
@@ -166,6 +197,7 @@ class MilvusStore(VectorStore):
         if self.is_local:
             path = lite_path(self.uri)
             path.parent.mkdir(parents=True, exist_ok=True)
+            self._lite_db = path
             target = str(path)
             self._where = target
             _import_milvus_lite()
@@ -208,17 +240,30 @@ class MilvusStore(VectorStore):
     def exists(self) -> bool:
         """Whether the collection exists."""
         with self._call("has_collection") as client:
-            return bool(client.has_collection(self.collection, timeout=self._timeout))
+            return bool(client.has_collection(self._target, timeout=self._timeout))
 
-    def ensure_collection(self, dim: int, model_id: str) -> None:
-        """Create the collection for this model, or check that an existing one matches it."""
+    def ensure_collection(
+        self, dim: int, model_id: str, *, spec: Mapping[str, Any] | None = None
+    ) -> None:
+        """Create the collection for this model, or check that an existing one matches it.
+
+        ``spec`` (e.g. ``{"model": ..., "pretrained": ..., "checkpoint": ...}``) is recorded
+        with a new collection, so that the model can be loaded again from the collection alone
+        (``model_spec``). The store is then pinned to the collection an alias names now.
+        """
         if not isinstance(dim, int) or dim <= 0:
             raise ConfigError(f"dimension must be a positive integer, got {dim!r}")
         if not model_id or len(model_id.encode("utf-8")) > MAX_MODEL_ID_BYTES:
             raise ConfigError(f"model id must be 1 to {MAX_MODEL_ID_BYTES} bytes")
+        recorded: dict[str, Any] | None = None
+        if spec is not None:
+            try:
+                recorded = json.loads(json.dumps(dict(spec), allow_nan=False))
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"model spec is not plain JSON: {exc}") from exc
         if not self.exists():
             try:
-                self._create(dim, model_id)
+                self._create(dim, model_id, recorded)
             except StoreError:
                 if not self.exists():  # lost a creation race: check the winner below
                     raise
@@ -229,11 +274,15 @@ class MilvusStore(VectorStore):
                 f"(dim {meta.dim}); refusing model {model_id!r} (dim {dim}). "
                 "Use another collection or re-index."
             )
+        self._target, self._pinned = meta.collection, True
         self._load()
 
-    def _create(self, dim: int, model_id: str) -> None:
+    def _create(self, dim: int, model_id: str, spec: dict[str, Any] | None) -> None:
         """Create schema, index and load the new collection."""
-        description = json.dumps({"mmrag": 1, "model_id": model_id, "dim": dim})
+        recorded: dict[str, Any] = {"mmrag": 1, "model_id": model_id, "dim": dim}
+        if spec:
+            recorded["model"] = spec
+        description = json.dumps(recorded, ensure_ascii=False)
         schema = MilvusClient.create_schema(
             auto_id=False, enable_dynamic_field=False, description=description
         )
@@ -254,7 +303,7 @@ class MilvusStore(VectorStore):
         )
         with self._call("create_collection") as client:
             client.create_collection(
-                self.collection,
+                self._target,
                 schema=schema,
                 index_params=index,
                 consistency_level=self._consistency,
@@ -265,20 +314,24 @@ class MilvusStore(VectorStore):
     def _load(self) -> None:
         """Load the collection into memory if it is not (e.g. after a server restart)."""
         with self._call("load_collection") as client:
-            state = client.get_load_state(self.collection, timeout=self._timeout)
+            state = client.get_load_state(self._target, timeout=self._timeout)
             if state.get("state") != LoadState.Loaded:
-                client.load_collection(self.collection, timeout=self._slow_timeout)
+                client.load_collection(self._target, timeout=self._slow_timeout)
 
-    def _meta(self, *, refresh: bool = False) -> _Meta:
-        """Dimension, model and index type of the collection (cached)."""
-        if self._meta_cache is not None and not refresh:
-            return self._meta_cache
+    def _meta(self, *, refresh: bool = False, max_age: float | None = None) -> _Meta:
+        """Dimension, model and index type of the collection (cached; max_age in seconds)."""
+        cached = self._meta_cache
+        stale = cached is None or refresh
+        if cached is not None and max_age is not None:
+            stale = stale or time.monotonic() - cached.at > max_age
+        if cached is not None and not stale:
+            return cached
         with self._call("describe_collection") as client:
-            desc = client.describe_collection(self.collection, timeout=self._timeout)
-            indexes = client.list_indexes(self.collection, field_name="vector")
+            desc = client.describe_collection(self._target, timeout=self._timeout)
+            indexes = client.list_indexes(self._target, field_name="vector")
             index_type = "NONE"
             if indexes:
-                about = client.describe_index(self.collection, indexes[0], timeout=self._timeout)
+                about = client.describe_index(self._target, indexes[0], timeout=self._timeout)
                 index_type = str(about.get("index_type", "NONE"))
         dim = 0
         for field in desc.get("fields", []):
@@ -293,9 +346,119 @@ class MilvusStore(VectorStore):
                 f"collection {self.collection!r} at {self._where} was not created by mmrag "
                 "(no mmrag description or no 'vector' field)"
             )
-        meta = _Meta(dim=dim, model_id=str(recorded.get("model_id", "")), index_type=index_type)
+        spec = recorded.get("model")
+        meta = _Meta(
+            dim=dim,
+            model_id=str(recorded.get("model_id", "")),
+            index_type=index_type,
+            collection=str(desc.get("collection_name") or self._target),
+            spec=spec if isinstance(spec, dict) else None,
+            at=time.monotonic(),
+        )
         self._meta_cache = meta
         return meta
+
+    def describe_target(self) -> Target:
+        """The concrete collection the name reads now, with its model id, dim and model spec."""
+        meta = self._meta(refresh=True)
+        spec = dict(meta.spec) if meta.spec is not None else None
+        return Target(collection=meta.collection, model_id=meta.model_id, dim=meta.dim, spec=spec)
+
+    def model_spec(self) -> dict[str, Any] | None:
+        """How the collection's model was specified when it was created (None: not recorded)."""
+        spec = self._meta(refresh=True).spec
+        return dict(spec) if spec is not None else None
+
+    def resolve(self) -> str:
+        """The concrete collection this store's name reads now (an alias's current target)."""
+        if self._lite_db is not None:
+            return lite_aliases.resolve(self._lite_db, self.collection)
+        return self._meta(refresh=True).collection
+
+    def refresh(self) -> str:
+        """Follow the name again (unpin; a moved alias is read from now on); returns the target."""
+        self._pinned = False
+        self._meta_cache = None
+        self._target = self.collection
+        if self._lite_db is not None:
+            self._target = lite_aliases.resolve(self._lite_db, self.collection)
+        return self._target
+
+    # ----- aliases (a server's own; a pointer file next to a Milvus Lite file) ------------
+
+    def set_alias(self, alias: str) -> None:
+        """Point ``alias`` at this store's collection: created, or moved atomically."""
+        if not COLLECTION_NAME.match(alias):
+            raise ConfigError(f"alias {alias!r} is not a valid collection name")
+        target = self.resolve()
+        if alias == target:
+            raise ConfigError(f"alias {alias!r} cannot name itself")
+        if self._lite_db is not None:
+            if not self.exists():
+                raise CollectionNotFoundError(f"collection {target!r} does not exist")
+            lite_aliases.set_alias(self._lite_db, alias, target)
+            return
+        with self._call("alias") as client:
+            if self.describe_alias(alias) is None:
+                client.create_alias(target, alias, timeout=self._timeout)
+            else:
+                client.alter_alias(target, alias, timeout=self._timeout)
+
+    def create_alias(self, alias: str) -> None:
+        """Make a new ``alias`` name this collection (a StoreError if it exists)."""
+        if self.describe_alias(alias) is not None:
+            raise StoreError(f"alias {alias!r} already exists at {self._where}")
+        self.set_alias(alias)
+
+    def alter_alias(self, alias: str) -> None:
+        """Move an existing ``alias`` to this collection, atomically for its readers."""
+        if self.describe_alias(alias) is None:
+            raise StoreError(f"alias {alias!r} does not exist at {self._where}")
+        self.set_alias(alias)
+
+    def describe_alias(self, alias: str) -> str | None:
+        """The collection ``alias`` names, or None when there is no such alias."""
+        if self._lite_db is not None:
+            return lite_aliases.read_aliases(self._lite_db).get(alias)
+        with self._call("describe_alias") as client:
+            try:
+                about = client.describe_alias(alias, timeout=self._timeout)
+            except MilvusException as exc:
+                if "alias not found" in (exc.message or str(exc)).lower():
+                    return None
+                raise
+        return str(about.get("collection_name") or "") or None
+
+    def drop_alias(self, alias: str) -> bool:
+        """Remove ``alias`` (its collection stays); False when there was none."""
+        if self._lite_db is not None:
+            return lite_aliases.drop_alias(self._lite_db, alias)
+        if self.describe_alias(alias) is None:
+            return False
+        with self._call("drop_alias") as client:
+            client.drop_alias(alias, timeout=self._timeout)
+        return True
+
+    def list_aliases(self) -> list[str]:
+        """The aliases that name this store's collection."""
+        target = self.resolve()
+        if self._lite_db is not None:
+            return sorted(a for a, c in lite_aliases.read_aliases(self._lite_db).items()
+                          if c == target)
+        with self._call("list_aliases") as client:
+            about = client.list_aliases(target, timeout=self._timeout)
+        return sorted(str(a) for a in about.get("aliases", []))
+
+    def rename(self, new_name: str) -> None:
+        """Rename the collection (server only; Lite aliases make renames unnecessary)."""
+        if self._lite_db is not None:
+            raise ConfigError("Milvus Lite cannot rename collections; use an alias instead")
+        if not COLLECTION_NAME.match(new_name):
+            raise ConfigError(f"collection name {new_name!r} is not valid")
+        with self._call("rename_collection") as client:
+            client.rename_collection(self.resolve(), new_name, timeout=self._slow_timeout)
+        self.collection = new_name
+        self.refresh()
 
     def info(self) -> CollectionInfo:
         """Count, dimension, model and index of the collection."""
@@ -312,7 +475,7 @@ class MilvusStore(VectorStore):
     def index_progress(self) -> tuple[int, int]:
         """Rows indexed and total rows the server reports for the vector index."""
         with self._call("describe_index") as client:
-            about = client.describe_index(self.collection, "vector", timeout=self._timeout)
+            about = client.describe_index(self._target, "vector", timeout=self._timeout)
         return int(about.get("indexed_rows", 0)), int(about.get("total_rows", 0))
 
     def wait_until_indexed(self, timeout: float = 120.0, poll: float = 0.5) -> bool:
@@ -326,8 +489,8 @@ class MilvusStore(VectorStore):
         while True:
             total = self.count()
             with self._call("list_loaded_segments") as client:
-                about = client.describe_index(self.collection, "vector", timeout=self._timeout)
-                segments = client.list_loaded_segments(self.collection, timeout=self._timeout)
+                about = client.describe_index(self._target, "vector", timeout=self._timeout)
+                segments = client.list_loaded_segments(self._target, timeout=self._timeout)
             served = sum(int(segment.num_rows) for segment in segments)
             if int(about.get("pending_index_rows", 0)) == 0 and served >= total:
                 return True
@@ -338,8 +501,8 @@ class MilvusStore(VectorStore):
     def drop(self) -> None:
         """Delete the whole collection (nothing happens if it does not exist)."""
         with self._call("drop_collection") as client:
-            if client.has_collection(self.collection, timeout=self._timeout):
-                client.drop_collection(self.collection, timeout=self._slow_timeout)
+            if client.has_collection(self._target, timeout=self._timeout):
+                client.drop_collection(self._target, timeout=self._slow_timeout)
         self._meta_cache = None
 
     def close(self) -> None:
@@ -368,20 +531,20 @@ class MilvusStore(VectorStore):
         written = 0
         for chunk in chunks_by_size(rows, meta.dim):
             with self._call("upsert") as client:
-                client.upsert(self.collection, chunk, timeout=self._timeout)
+                client.upsert(self._target, chunk, timeout=self._timeout)
             written += len(chunk)
         return written
 
     def flush(self) -> None:
         """Seal written rows so they are durable and searched through the index."""
         with self._call("flush") as client:
-            client.flush(self.collection, timeout=self._slow_timeout)
+            client.flush(self._target, timeout=self._slow_timeout)
 
     def delete(self, ids: Iterable[str]) -> None:
         """Remove these ids (missing ids are ignored)."""
         for batch in batches(unique_ids(ids), IDS_PER_CALL):
             with self._call("delete") as client:
-                client.delete(self.collection, filter=ids_in_expr(batch), timeout=self._timeout)
+                client.delete(self._target, filter=ids_in_expr(batch), timeout=self._timeout)
 
     # ----- reads ----------------------------------------------------------------------
 
@@ -389,7 +552,7 @@ class MilvusStore(VectorStore):
         """Exact number of live rows (``count(*)``, not the segment row statistics)."""
         with self._call("count") as client:
             rows = client.query(
-                self.collection,
+                self._target,
                 filter="",
                 output_fields=["count(*)"],
                 timeout=self._timeout,
@@ -441,7 +604,7 @@ class MilvusStore(VectorStore):
             extra = {"limit": limit, "iterator": "True"}  # "iterator": results ordered by id
         with self._call("query") as client:
             rows = client.query(
-                self.collection,
+                self._target,
                 filter=expr,
                 output_fields=fields,
                 timeout=self._timeout,
@@ -466,7 +629,7 @@ class MilvusStore(VectorStore):
             raise ConfigError(
                 f"k + offset must be at most {MAX_TOPK} in Milvus (got {k} + {offset})"
             )
-        meta = self._meta()
+        meta = self._meta(max_age=None if self._pinned or self.is_local else META_TTL_S)
         queries = np.asarray(vectors, dtype=np.float32)
         if queries.ndim == 1:
             queries = queries[None, :]
@@ -478,14 +641,14 @@ class MilvusStore(VectorStore):
         if not np.isfinite(queries).all():
             raise StoreError("query vectors must be finite")
         fields = [*FIELDS, "vector"] if with_vectors else list(FIELDS)
-        search = search_params(meta.index_type, k + offset, self.hnsw_ef)
+        search = search_params(meta.index_type, k + offset, self.hnsw_ef, self.ivf_nprobe)
         params = {"metric_type": METRIC, "params": search}
         hits: list[list[Hit]] = []
         for start in range(0, queries.shape[0], QUERIES_PER_CALL):
             chunk = queries[start : start + QUERIES_PER_CALL]
             with self._call("search") as client:
                 result = client.search(
-                    self.collection,
+                    self._target,
                     data=chunk.tolist(),
                     limit=k,
                     offset=offset,

@@ -32,6 +32,7 @@ HNSW_EF = 128  # measured recall@10 on 5k random 64-d unit vectors: ef 64 -> 0.9
 HNSW_MAX_EF = 32768
 IVF_NLIST = 128
 IVF_NPROBE = 16
+IVF_MAX_NPROBE = 65536
 LITE_INDEXES = ("FLAT", "IVF_FLAT", "AUTOINDEX")
 SERVER_INDEXES = ("FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX")
 FIELDS = ("id", "source", "caption", "modality", "metadata", "model_id")
@@ -88,12 +89,14 @@ def index_params(index_type: str) -> dict[str, Any]:
     return {}
 
 
-def search_params(index_type: str, topk: int, hnsw_ef: int) -> dict[str, Any]:
+def search_params(
+    index_type: str, topk: int, hnsw_ef: int, nprobe: int = IVF_NPROBE
+) -> dict[str, Any]:
     """Search-time parameters for an index type (HNSW ef is never below topk)."""
     if index_type == "HNSW":
         return {"ef": min(HNSW_MAX_EF, max(hnsw_ef, topk))}
     if index_type == "IVF_FLAT":
-        return {"nprobe": IVF_NPROBE}
+        return {"nprobe": nprobe}
     return {}
 
 

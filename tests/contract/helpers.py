@@ -4,27 +4,21 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from retrieval.stores.milvus import MilvusStore
 from retrieval.types import Modality, Record
+from tests.support.milvus_server import EmbeddedServer
+
+__all__ = [
+    "DIM", "MODEL", "EmbeddedServer", "StoreFactory", "closed_port", "make_records", "unit_vectors",
+]
 
 DIM = 16
 MODEL = "test/model-a"
 
 StoreFactory = Callable[..., MilvusStore]
-
-
-@dataclass
-class EmbeddedServer:
-    """A running embedded Milvus standalone."""
-
-    uri: str
-    start_seconds: float
-    data_dir: Path
 
 
 def unit_vectors(count: int, dim: int = DIM, seed: int = 0) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import threading
 import time
@@ -26,7 +27,8 @@ def write_video(
 ) -> Path:
     """Write a real video with cv2.VideoWriter: each second shows a different test image."""
     height, width = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+    code = cv2.VideoWriter.fourcc(*fourcc)
+    writer = cv2.VideoWriter(str(path), code, fps, (width, height))
     if not writer.isOpened():
         raise OSError(f"cv2.VideoWriter cannot write {path} with {fourcc}")
     frames = round(seconds * fps)
@@ -46,7 +48,8 @@ def png_bomb(width: int = 9_000, height: int = 9_000) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
     idat = zlib.compress(b"\x00" * 1024)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    signature = b"\x89PNG\r\n\x1a\n"
+    return signature + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def stored_records(store: VectorStore) -> list[Record]:
@@ -135,10 +138,8 @@ class ImageServer:
         for name, value in route.headers.items():
             request.send_header(name, value)
         request.end_headers()
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             request.wfile.write(route.body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
 
     def __enter__(self) -> ImageServer:
         self.thread.start()

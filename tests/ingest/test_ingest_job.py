@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,7 +175,7 @@ def test_embedding_batches_are_full(
     sizes: list[int] = []
     original = embedder.embed_prepared
 
-    def spy(prepared):  # type: ignore[no-untyped-def]
+    def spy(prepared: list[Any]) -> Any:
         sizes.append(len(prepared))
         return original(prepared)
 
@@ -189,3 +191,23 @@ def test_default_rejects_path_is_next_to_the_lite_file(tmp_path: Path) -> None:
     sharded = default_rejects_path(str(tmp_path / "x.db"), "photos", Shard(1, 4))
     assert sharded.name == "mmrag-rejects-photos-shard-1-of-4.jsonl"
     assert default_rejects_path("http://milvus:19530", "c").parent == Path.cwd()
+
+
+def test_manifest_paths_that_are_missing_folders_or_fifos_are_rejected(
+    components: Components, make_image_files, tmp_path: Path
+) -> None:
+    files = make_image_files(2)
+    (tmp_path / "folder.jpg").mkdir()
+    os.mkfifo(tmp_path / "pipe.jpg")
+    os.mkfifo(tmp_path / "pipe.mp4")
+    manifest = tmp_path / "list.csv"
+    rows = [files[0].name, files[1].name, "missing.jpg", "folder.jpg", "pipe.jpg", "pipe.mp4"]
+    manifest.write_text("path\n" + "".join(f"images/{r}\n" if r.startswith("img") else f"{r}\n"
+                                           for r in rows))
+    summary = run_ingest(components, open_source(manifest), OPTIONS)
+    assert (summary.ingested, summary.rejected) == (2, 4)
+    reasons = {Path(r.source).name: r.reason for r in summary.rejects}
+    assert "No such file" in reasons["missing.jpg"]
+    assert reasons["folder.jpg"] == "cannot read file: not a regular file"
+    assert reasons["pipe.jpg"] == "cannot read file: not a regular file"
+    assert reasons["pipe.mp4"] == "cannot read video: not a regular file"

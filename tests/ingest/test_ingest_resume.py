@@ -75,7 +75,6 @@ def test_kill_dash_nine_then_rerun_stores_every_valid_image_exactly_once(
             proc.stderr.close()
 
     survived = _rows(settings)  # rows upserted (never flushed) before the kill
-    print("survived", len(survived))
     assert 0 < len(survived) < IMAGES
     assert len(survived) == len(set(survived))
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,10 +47,11 @@ def test_folder_walk_is_recursive_sorted_case_insensitive_and_finds_videos(tmp_p
     assert DirectorySource(root).count() == len(names)
 
 
-def test_broken_symlink_is_listed_so_it_can_be_rejected(tmp_path: Path) -> None:
+def test_broken_symlinks_are_listed_to_be_rejected_and_fifos_skipped(tmp_path: Path) -> None:
     root = tmp_path / "media"
     touch(root / "ok.jpg")
     (root / "gone.jpg").symlink_to(root / "missing-target.jpg")
+    os.mkfifo(root / "pipe.jpg")  # not a regular file: never listed (reading it would block)
     assert [Path(i.source).name for i in open_source(root)] == ["gone.jpg", "ok.jpg"]
 
 
@@ -56,7 +59,7 @@ def test_missing_or_unsupported_source_fails_with_its_name(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match="does not exist"):
         open_source(tmp_path / "nope")
     other = touch(tmp_path / "file.xyz")
-    with pytest.raises(ConfigError, match="file.xyz"):
+    with pytest.raises(ConfigError, match=r"file\.xyz"):
         open_source(other)
 
 
@@ -228,7 +231,7 @@ def test_manifest_shards_split_rows_by_id_or_path(tmp_path: Path) -> None:
     manifest = tmp_path / "m.csv"
     manifest.write_text("id,path\n" + "".join(f"{i},img{i}.jpg\n" for i in range(90)))
     parts = [list(ManifestSource(manifest, Shard(i, 3))) for i in range(3)]
-    ids = [i.id for part in parts for i in part]
+    ids = [str(i.id) for part in parts for i in part]
     assert sorted(ids, key=int) == [str(i) for i in range(90)]
     assert [ManifestSource(manifest, Shard(i, 3)).count() for i in range(3)] == [
         len(p) for p in parts
@@ -240,3 +243,25 @@ def test_source_item_defaults() -> None:
     assert (item.kind, item.caption, dict(item.metadata), item.id, item.error) == (
         "file", "", {}, None, None
     )
+
+
+def test_unlistable_subfolder_becomes_a_reject_and_unlistable_root_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "media"
+    touch(root / "a.jpg")
+    touch(root / "locked" / "b.jpg")
+    touch(root / "z.jpg")
+    real_scandir = os.scandir
+
+    def scandir(path: Any) -> Any:
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    items = list(open_source(root))
+    assert [Path(i.source).name for i in items] == ["a.jpg", "locked", "z.jpg"]
+    assert items[1].error is not None and "locked/" in items[1].error
+    with pytest.raises(ConfigError, match="cannot list source folder"):
+        open_source(root / "locked")

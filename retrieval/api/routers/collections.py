@@ -63,7 +63,7 @@ async def stats(
     """What a collection holds and how this server queries it."""
     info = await service.info(collection)
     state, _ = service.model_state
-    embedder = service.components.embedder if state == "ok" else None
+    query_model = service.query_model_id if state == "ok" else None
     return StatsResponse(
         collection=info.name,
         count=info.count,
@@ -71,8 +71,8 @@ async def stats(
         dimension=info.dim,
         index=info.index_type,
         metric=info.metric,
-        query_model=embedder.model_id if embedder is not None else None,
-        model_loaded=embedder is not None,
+        query_model=query_model,
+        model_loaded=query_model is not None,
         query_cache=CacheStats(
             size=len(service.cache),
             capacity=service.cache.size,

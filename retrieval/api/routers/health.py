@@ -47,7 +47,7 @@ async def ready(service: ServiceDep) -> ReadyResponse:
     if problems:
         raise ApiError(503, "; ".join(problems), type="not_ready")
     return ReadyResponse(
-        model=service.components.embedder.model_id,
+        model=service.query_model_id or service.components.embedder.model_id,
         collection=service.settings.collection,
         collection_exists=bool(exists),
     )
