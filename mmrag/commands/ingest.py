@@ -88,6 +88,16 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "--retries", type=_non_negative_int, default=3,
         help="extra attempts for URLs on connection errors, timeouts, 429 and 5xx (default 3)",
     )
+    p.add_argument(
+        "--engine", choices=("local", "ray"), default="local",
+        help="local: threads in this process (default); ray: Ray Data over a cluster, writing "
+        "to a Milvus server (pip install 'mmrag[ray]')",
+    )
+    p.add_argument("--address", help="Ray cluster (ray://head:10001 or auto; default: local Ray)")
+    p.add_argument(
+        "--model-actors", type=_positive_int,
+        help="Ray: model replicas (default: one per GPU of the cluster, else 1)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     p.set_defaults(run=run)
@@ -116,15 +126,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.rejects
         else default_rejects_path(settings.uri, settings.collection, shard)
     )
-    components = build_components(settings)
+    if args.engine == "ray":
+        from ingest.ray_engine import RayOptions, check_ray_settings, run_ray_ingest
+
+        check_ray_settings(settings)  # before the rejects file is truncated
+    components = build_components(settings) if args.engine == "local" else None
     rejects = RejectsFile(rejects_path)
     console = Console(stderr=True, quiet=args.quiet)
     try:
         with ProgressBar(console, source) as bar:
-            summary = run_ingest(components, source, options, progress=bar, rejects=rejects)
+            if components is None:
+                ray_options = RayOptions(address=args.address, model_actors=args.model_actors)
+                summary = run_ray_ingest(settings, source, options, ray_options, bar, rejects)
+            else:
+                summary = run_ingest(components, source, options, progress=bar, rejects=rejects)
     finally:
         rejects.close()
-        components.close()
+        if components is not None:
+            components.close()
     code = 1 if args.strict and summary.rejected else 0
     _report(args, settings, shard, summary, code)
     return code

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -16,8 +17,14 @@ class VectorStore(ABC):
     collection: str
 
     @abstractmethod
-    def ensure_collection(self, dim: int, model_id: str) -> None:
-        """Create the collection for this model, or check that an existing one matches it."""
+    def ensure_collection(
+        self, dim: int, model_id: str, *, spec: Mapping[str, Any] | None = None
+    ) -> None:
+        """Create the collection for this model, or check that an existing one matches it.
+
+        ``spec`` says how to load the model again (``retrieval.model_spec``); it is recorded
+        with a new collection.
+        """
 
     @abstractmethod
     def list_collections(self) -> list[str]:

@@ -157,7 +157,11 @@ def test_path_traversal_never_reads_outside_sources(
     for attempt in attempts:
         for suffix in ("", "/image", "/image?size=64"):
             response = client.get(f"/items/{attempt}{suffix}")
-            assert response.status_code in (404, 405, 422), (attempt, response.status_code)
+            # "/items/.." normalises to "/", which is the web UI's own page.
+            is_ui_page = response.status_code == 200 and response.url.path in ("/", "/image")
+            assert is_ui_page or response.status_code in (404, 405, 422), (
+                attempt, response.status_code,
+            )
             assert b"TOP-SECRET" not in response.content and b"root:" not in response.content
     item_id = api_data.ids[str(api_data.images[1])]
     for params in ({"path": secret}, {"source": secret}, {"file": "/etc/passwd"}):

@@ -9,6 +9,7 @@ would need one (or Selenium Manager, which downloads); this needs neither.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -89,11 +90,9 @@ class Firefox:
             return message.get("result")
 
     def close(self) -> None:
-        """End the session (Firefox exits) and close the socket."""
-        try:
-            self.call("session.end", {})
-        except Exception:  # noqa: BLE001 - the browser may already be gone
-            pass
+        """Close the browser (which ends the session) and the socket."""
+        with contextlib.suppress(Exception):  # the browser may already be gone
+            self.call("browser.close", {})
         self.ws.close()
 
     # ----- page ------------------------------------------------------------------------------

@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+pytest.importorskip("selenium", reason="selenium is not installed (test extra)")
+
 import httpx
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys

@@ -11,6 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+pytest.importorskip("selenium", reason="selenium is not installed (test extra)")
+
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -190,6 +194,15 @@ def test_filters_and_empty_state(page: Any, ui_server: Server, ui_gallery: Galle
     wait_for(page, lambda d: search_idle(d) and len(result_cards(d)) == 24, 30,
              "unfiltered results again")
     assert page.find_element(By.ID, "filter-count").text == ""
+
+    more = page.find_element(By.ID, "more")  # paging: 24 + 24 + the last 12 of 60
+    for shown in (48, ui_gallery.count):
+        more.click()
+        wait_for(page, lambda d, n=shown: search_idle(d) and len(result_cards(d)) == n, 30,
+                 f"{shown} results")
+    assert not more.is_displayed()
+    ids = [card["id"] for card in result_cards(page)]
+    assert len(set(ids)) == ui_gallery.count
     assert console_errors(page) == []
 
 
@@ -241,6 +254,7 @@ def test_chat_streams_answer_with_cited_thumbnails(
     cited = page.find_elements(By.CSS_SELECTOR, ".msg-assistant .cited img")
     assert first_thumb.get_attribute("alt") == cited[0].get_attribute("alt") != ""
     assert "Answer complete" in page.find_element(By.ID, "chat-status").text
+    page.execute_script("window.scrollTo(0, 0)")  # the question, the answer, its images
     shot = screenshot(page, ui_output / "chat.png")
     publish_screenshot(shot, "chat.png")
 

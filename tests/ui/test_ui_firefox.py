@@ -1,7 +1,9 @@
 """The web UI in headless Firefox ESR (Debian's), driven over WebDriver BiDi (tests/ui/bidi.py).
 
 The same user journey as in Chromium, with real key and pointer input, at desktop and phone
-sizes. Skipped when firefox-esr is not installed.
+sizes. Skipped when firefox-esr is not installed. One gap: a headless Firefox document never
+has OS focus, and there a synthesized Enter on a <button> fires no click, so keyboard
+activation of a result is checked in Chromium only (Tab order and Escape are checked here).
 """
 
 from __future__ import annotations
@@ -117,8 +119,10 @@ def test_firefox_desktop_journey(
             break
     assert "card:1" in order, order
     assert order.index("query") < order.index("search-submit") < order.index("card:1"), order
-    ff.type(KEYS["ENTER"])
-    ff.wait("return document.getElementById('detail').open", what="the detail view by keyboard")
+    # Headless Firefox never gives the document OS focus, and there a synthesized Enter on a
+    # <button> fires no click (native behaviour, checked in Chromium): click the focused card.
+    ff.click("#results .card")
+    ff.wait("return document.getElementById('detail').open", what="the detail view")
     ff.type(KEYS["ESCAPE"])
     ff.wait("return !document.getElementById('detail').open", what="the dialog to close")
     assert ff.js(FOCUSED) == "card:1"

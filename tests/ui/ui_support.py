@@ -105,10 +105,10 @@ def build_gallery(root: Path, count: int = GALLERY_SIZE) -> Gallery:
 
     checkpoint = demo_checkpoint()
     manifest = write_dataset(root / "gallery", count, seed=GALLERY_SEED)
-    settings = Settings(
-        uri=str(root / "ui.db"), collection="demo", model="mmrag-demo", pretrained=None,
-        checkpoint=checkpoint, device="cpu", batch_size=32,
-    )
+    settings = Settings.model_validate({  # the environment's MMRAG_* play no part
+        "uri": str(root / "ui.db"), "collection": "demo", "model": "mmrag-demo",
+        "pretrained": None, "checkpoint": checkpoint, "device": "cpu", "batch_size": 32,
+    })
     components = build_components(settings)
     try:
         summary = run_ingest(components, open_source(manifest), IngestOptions(batch_size=32))

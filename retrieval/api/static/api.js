@@ -27,6 +27,11 @@ export function getKey() {
   return memoryKey || storageGet(window.sessionStorage) || storageGet(window.localStorage);
 }
 
+/** Whether the key is kept on this device (localStorage), not just for this tab. */
+export function isKeyRemembered() {
+  return Boolean(storageGet(window.localStorage));
+}
+
 export function setKey(key, remember) {
   memoryKey = key;
   try {

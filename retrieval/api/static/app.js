@@ -3,8 +3,8 @@
 // build step; everything comes from this server (see the page's Content-Security-Policy).
 
 import {
-  ApiError, apiUrl, clearKey, getJson, getKey, imageObjectUrl, postImage, postJson, setKey,
-  streamChat,
+  ApiError, apiUrl, clearKey, getJson, getKey, imageObjectUrl, isKeyRemembered, postImage,
+  postJson, setKey, streamChat,
 } from "./api.js";
 import { append, clear, el, show } from "./dom.js";
 
@@ -149,6 +149,7 @@ async function saveKey(event) {
     return;
   }
   const previous = getKey();
+  const previousRemembered = isKeyRemembered();
   setKey(key, ui.keyRemember.checked);
   ui.keyError.textContent = "Checking the key…";
   try {
@@ -156,7 +157,7 @@ async function saveKey(event) {
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) {
       if (previous) {
-        setKey(previous, false);
+        setKey(previous, previousRemembered);
       } else {
         clearKey();
       }
@@ -180,7 +181,7 @@ async function changeKey() {
       loadCollection(); // (saveKey already reloads a collection that failed)
     }
     if (state.search) {
-      runSearch(false);
+      runSearch(true);
     }
   }
 }
@@ -204,7 +205,7 @@ async function loadKeyed(img) {
   const path = img.dataset.src;
   try {
     const url = await withKey(() => imageObjectUrl(path), { prompt: false });
-    if (img.dataset.src === path) {
+    if (img.dataset.src === path && img.isConnected) {
       img.src = url;
     } else {
       URL.revokeObjectURL(url);
@@ -802,6 +803,7 @@ function renderAnswer(container, final) {
   }
   paragraph.append(text.slice(last));
   container.append(paragraph);
+  container.classList.toggle("with-citations", final.citations.length > 0);
   if (final.citations.length) {
     const list = el("ul", { className: "cited", "aria-label": "Cited images" });
     for (const citation of final.citations) {
@@ -809,9 +811,9 @@ function renderAnswer(container, final) {
     }
     container.append(list);
   }
-  if (final.extractive) {
+  if (final.model) {
     container.append(el("p", { className: "muted small-print",
-      text: `Model: ${final.model} (lists the retrieved items; no language model wrote it).` }));
+      text: `Model: ${final.model}` }));
   }
 }
 

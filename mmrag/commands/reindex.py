@@ -1,0 +1,129 @@
+"""mmrag reindex --model NAME [--pretrained TAG | --checkpoint PATH]: swap models, no downtime."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from ingest.reindex import ReindexOptions, ReindexSummary, reindex
+from ingest.rejects import RejectsFile, default_rejects_path
+from retrieval.config import Settings
+from retrieval.embedders import create_embedder_from_settings
+from retrieval.errors import ConfigError
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text}")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Register the subcommand."""
+    p = sub.add_parser(
+        "reindex",
+        parents=[common],
+        help="re-embed the collection with another model, then switch to it without downtime",
+        description="Re-embed every stored item from its stored source (file, URL, video frame "
+        "or caption) with the model named by --model/--pretrained/--checkpoint into a new "
+        "collection (<collection>_vN), then point the configured name at it: a Milvus server "
+        "alias is altered atomically (a real collection is first renamed to <collection>_v1 "
+        "and aliased); Milvus Lite gets a pointer file next to the .db (stop `mmrag serve` "
+        "first: Lite files are owned by one process). The search API follows the switch and "
+        "embeds queries with the model the collection records. Resumable: rerun to continue.",
+    )
+    p.add_argument("--target", help="name of the new collection (default <collection>_vN)")
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="rows per batch (256)")
+    p.add_argument("--workers", type=_positive_int, default=4, help="read/decode threads (4)")
+    p.add_argument(
+        "--allow-missing", action="store_true",
+        help="switch even when some sources could not be read (they are left out)",
+    )
+    p.add_argument("--drop-old", action="store_true", help="drop the old collection at the end")
+    p.add_argument(
+        "--grace", type=_seconds, default=10.0, metavar="SECONDS",
+        help="wait this long after the switch before --drop-old drops (default 10)",
+    )
+    p.add_argument("--force", action="store_true", help="rebuild even with the same model")
+    p.add_argument("--rejects", help="rejects JSONL file (default: next to the .db, or ./)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Rebuild and switch; exit 1 when sources were missing and nothing was switched."""
+    if args.pretrained and not args.checkpoint:
+        settings = settings.model_copy(update={"checkpoint": None})  # the tag names the weights
+    if args.checkpoint and args.pretrained:
+        raise ConfigError("give --pretrained TAG or --checkpoint PATH, not both")
+    embedder = create_embedder_from_settings(settings)
+    options = ReindexOptions(
+        target=args.target,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        max_pixels=settings.max_image_pixels,
+        allow_missing=args.allow_missing,
+        drop_old=args.drop_old,
+        grace_s=args.grace,
+        force=args.force,
+    )
+    path = Path(args.rejects) if args.rejects else default_rejects_path(
+        settings.uri, f"{settings.collection}-reindex"
+    )
+    rejects = RejectsFile(path)
+    console = Console(stderr=True)
+    done = 0
+
+    def progress(n: int) -> None:
+        nonlocal done
+        done += n
+        if not args.json:
+            console.print(f"re-embedded {done} rows...", end="\r")
+
+    try:
+        summary = reindex(settings, embedder, options, rejects, progress)
+    finally:
+        rejects.close()
+    _report(args, summary, path)
+    return 0 if summary.switched else 1
+
+
+def _report(args: argparse.Namespace, summary: ReindexSummary, rejects: Path) -> None:
+    """Print the summary as JSON or a few lines."""
+    if args.json:
+        print(json.dumps({**summary.as_dict(), "rejects_file": str(rejects)}))
+        return
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(
+        f"{escape(summary.new_collection)}: {summary.embedded} re-embedded with "
+        f"{escape(summary.new_model)} (dim {summary.dim}), {summary.skipped} already there, "
+        f"{summary.rejected} missing, in {summary.elapsed_s:.1f}s"
+    )
+    if summary.switched:
+        out.print(
+            f"{escape(summary.name)} now reads {escape(summary.new_collection)} "
+            f"(was {escape(summary.old_collection)}, model {escape(summary.old_model)})"
+            + ("; old collection dropped" if summary.dropped_old else "")
+        )
+        return
+    for source, reason in summary.rejects[:10]:
+        out.print(f"[yellow]missing[/] {escape(source)}: {escape(reason)}")
+    print(
+        f"mmrag reindex: {summary.rejected} source(s) could not be re-embedded (see {rejects}); "
+        f"{summary.name} still reads {summary.old_collection}. Fix them and rerun, or pass "
+        "--allow-missing to switch without them.",
+        file=sys.stderr,
+    )
