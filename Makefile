@@ -12,6 +12,7 @@ demo: $(VENV)/.installed
 	$(BIN)/mmrag demo
 
 test: $(VENV)/.installed-test
+	bash scripts/install-browser.sh
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-test

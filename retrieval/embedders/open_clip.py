@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from retrieval.config import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from retrieval.embedders.base import Embedder
 from retrieval.embedders.preprocess import PreprocessConfig, preprocess_image
+from retrieval.embedders.text_trim import text_encoder
 from retrieval.errors import ConfigError, EmbeddingError, ModelNotFoundError
 from retrieval.types import Modality
 
@@ -43,6 +44,7 @@ class OpenClipEmbedder(Embedder):
         torch_threads: int = 0,
         *,
         reducing_gap: float | None = 3.0,
+        trim_text: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
@@ -60,6 +62,7 @@ class OpenClipEmbedder(Embedder):
         self.model_id = _model_id(model_name, pretrained, checkpoint_path)
         self.model = _create_model(model_name, pretrained, checkpoint_path, self.device)
         self.tokenizer = open_clip.get_tokenizer(model_name)
+        self._encode_text = text_encoder(self.model, trim=trim_text)  # exact; see text_trim.py
         cfg = getattr(self.model.visual, "preprocess_cfg", {})
         self.preprocess_config = PreprocessConfig.from_open_clip(cfg, reducing_gap=reducing_gap)
         self._lock = threading.Lock()
@@ -73,7 +76,7 @@ class OpenClipEmbedder(Embedder):
         """Embed strings (TEXT) or prepared float32 CHW arrays (IMAGE); raw features out."""
         if modality is Modality.TEXT:
             inputs = self.tokenizer([str(text) for text in batch])
-            return self._run(self.model.encode_text, inputs)
+            return self._run(self._encode_text, inputs)
         try:
             stacked = np.stack(batch).astype(np.float32, copy=False)
         except ValueError as exc:

@@ -31,15 +31,15 @@ def make_model_b(directory: Path) -> tuple[Path, Path]:
 
 def tiny_settings(uri: str, collection: str, config: Path, checkpoint: Path) -> Settings:
     """Settings for the tiny model on CPU (no download, no pretrained tag)."""
-    return Settings(
-        uri=uri,
-        collection=collection,
-        model=str(config),
-        checkpoint=checkpoint,
-        pretrained=None,
-        device="cpu",
-        batch_size=8,
-    )
+    return Settings.model_validate({
+        "uri": uri,
+        "collection": collection,
+        "model": str(config),
+        "checkpoint": checkpoint,
+        "pretrained": None,
+        "device": "cpu",
+        "batch_size": 8,
+    })
 
 
 def ingest_folder(settings: Settings, folder: Path) -> IngestSummary:

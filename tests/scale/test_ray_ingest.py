@@ -10,6 +10,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import pytest
@@ -21,8 +22,6 @@ from tests.contract.helpers import EmbeddedServer
 from tests.scale.helpers import model_args
 from tests.support.images import make_test_image, write_image_files
 
-pytest.importorskip("ray.data", reason="Ray is the optional extra mmrag[ray]")
-
 COMPARED = ("scanned", "ingested", "duplicates", "rejected", "rejected_by_stage")
 
 
@@ -31,7 +30,7 @@ def _folder(root: Path) -> Path:
     images = write_image_files(root, 6)
     shutil.copy(images[0], root / "copy-of-0.jpg")
     (root / "broken.png").write_bytes(b"this is not a png")
-    writer = cv2.VideoWriter(str(root / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (80, 64))
+    writer = cv2.VideoWriter(str(root / "clip.avi"), cv2.VideoWriter.fourcc(*"MJPG"), 10, (80, 64))
     for index in range(20):
         writer.write(cv2.cvtColor(make_test_image(200 + index, 64, 80), cv2.COLOR_RGB2BGR))
     writer.release()
@@ -62,8 +61,8 @@ def test_ray_engine_matches_the_local_job(
     tmp_path: Path, milvus_server: EmbeddedServer, tiny_model_files: tuple[Path, Path],
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import ray
-
+    ray = pytest.importorskip("ray", reason="Ray is the optional extra mmrag[ray]")
+    pytest.importorskip("ray.data")
     folder = _folder(tmp_path / "data")
     suffix = time.monotonic_ns()
     local, distributed = f"local_{suffix}", f"ray_{suffix}"
@@ -115,7 +114,7 @@ def test_missing_ray_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> Non
 
     real_import = builtins.__import__
 
-    def no_ray(name: str, *args: object, **kwargs: object) -> object:
+    def no_ray(name: str, *args: Any, **kwargs: Any) -> Any:
         if name == "ray" or name.startswith("ray."):
             raise ImportError("No module named 'ray'")
         return real_import(name, *args, **kwargs)

@@ -123,16 +123,16 @@ def run_embedded_server(milvus: ModuleType, data_dir: Path) -> Iterator[Embedded
     for key, value in SERVER_TUNING.items():
         config.set(key, value)
     server = milvus.MilvusServer(config, wait_for_started=False)
-    saved = {key: os.environ.get(key) for key in SERVER_ENV}
+    saved: dict[str, str | None] = {name: os.environ.get(name) for name in SERVER_ENV}
     os.environ.update(SERVER_ENV)  # start() copies os.environ for the child
     try:
         server.start()
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
+        for name, before in saved.items():
+            if before is None:
+                os.environ.pop(name, None)
             else:
-                os.environ[key] = value
+                os.environ[name] = before
     try:
         while not healthy(server.webservice_port):
             proc = server.server_proc
