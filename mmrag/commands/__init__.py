@@ -2,9 +2,9 @@
 
 from types import ModuleType
 
-from mmrag.commands import ask, demo, ingest, migrate, reindex, search, serve
+from mmrag.commands import ask, bench, demo, ingest, migrate, reindex, search, serve
 from mmrag.commands import eval as eval_command
 
 COMMANDS: tuple[ModuleType, ...] = (
-    ingest, search, serve, ask, demo, eval_command, migrate, reindex
+    ingest, search, serve, ask, demo, eval_command, migrate, reindex, bench
 )

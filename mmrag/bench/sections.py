@@ -1,0 +1,482 @@
+"""The measured sections of ``mmrag bench``: each figure with its baseline, back to back."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmrag.bench.models import BENCH_MODEL, checkpoint_for, load_embedder
+
+WORDS = (
+    "dog cat car tree red blue house beach street night city river mountain snow child "
+    "bicycle bird flower boat train window chair table sunset forest market bridge horse "
+    "woman man old small large green yellow wet dry running sitting flying parked"
+).split()
+
+
+@dataclass
+class Row:
+    """One line of the table: a figure, its baseline, and the target on their ratio."""
+
+    section: str
+    figure: str
+    value: float | None
+    unit: str
+    baseline: float | None = None
+    baseline_name: str = ""
+    target: str = ""  # e.g. ">= 0.85" or "<= 1.3" on value/baseline
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.value is None or not self.baseline:
+            return None
+        return self.value / self.baseline
+
+    @property
+    def met(self) -> bool | None:
+        if not self.target or self.ratio is None:
+            return None
+        op, bound = self.target.split()
+        return self.ratio >= float(bound) if op == ">=" else self.ratio <= float(bound)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "ratio": self.ratio, "met": self.met}
+
+
+@dataclass
+class Sizes:
+    """How much each section does (quick vs full)."""
+
+    images: int = 512
+    naive_images: int = 64
+    memory_images: int = 10_000
+    batch_size: int = 32
+    bare_batches: int = 4
+    vectors: int = 100_000
+    queries: int = 40
+    concurrent_queries: int = 96
+    clients: int = 16
+    text_batch: int = 16
+    store_sizes: list[int] = field(default_factory=lambda: [10_000, 100_000])
+    store_queries: int = 50
+    models: list[str] = field(default_factory=lambda: [BENCH_MODEL, "mmrag-demo"])
+
+
+class PeakRss:
+    """Samples the RSS of a process plus its children (e.g. the Milvus Lite server) and keeps the peak."""
+
+    def __init__(self, pid: int | None = None, every_s: float = 0.1) -> None:
+        import psutil
+
+        self.proc = psutil.Process(pid or os.getpid())
+        self.every_s = every_s
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> int:
+        import psutil
+
+        total = 0
+        try:
+            procs = [self.proc, *self.proc.children(recursive=True)]
+        except psutil.Error:
+            return 0
+        for proc in procs:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._sample())
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._sample())
+
+    @property
+    def mib(self) -> float:
+        return self.peak / 2**20
+
+
+def unique_queries(n: int, seed: int) -> list[str]:
+    """n distinct short text queries (3..9 words), so the query cache never answers."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        words = rng.choices(WORDS, k=rng.randint(3, 9))
+        out.append(f"{' '.join(words)} {seed}x{i}")
+    return out
+
+
+def _timed(fn: Callable[[], Any], repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+# ----- text encode: full padding vs trimmed ---------------------------------------------------
+
+
+def text_section(model: str, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[Row], dict]:
+    """Text encode ms at batch 1 (trimmed vs full padding), equivalence, batched throughput."""
+    import torch
+
+    emb = load_embedder(model, batch_size=sizes.text_batch)
+    full = load_embedder(model, batch_size=sizes.text_batch, trim_text=False)
+    queries = unique_queries(max(sizes.queries, sizes.text_batch * 3), seed=11)
+    emb.embed_texts(queries[:2])
+    full.embed_texts(queries[:2])  # warm-up
+    n = max(8, sizes.queries // 2)
+    trim_times, full_times = [], []
+    for query in queries[:n]:  # interleaved, so load changes hit both paths alike
+        trim_times += _timed(lambda q=query: emb.embed_texts([q]), 1)
+        full_times += _timed(lambda q=query: full.embed_texts([q + " "]), 1)
+    t_trim, t_full = float(np.median(trim_times)), float(np.median(full_times))
+    a, b = emb.embed_texts(queries[: sizes.text_batch]), full.embed_texts(queries[: sizes.text_batch])
+    cos = float((a * b).sum(axis=1).min())
+    diff = float(np.abs(a - b).max())
+    batch = queries[: sizes.text_batch]
+    reps = max(2, sizes.queries // sizes.text_batch)
+    t_batch = float(np.median(_timed(lambda: emb.embed_texts(batch), reps)))
+    t_batch_full = float(np.median(_timed(lambda: full.embed_texts(batch), max(2, reps // 2))))
+    log(f"text {model}: batch1 trimmed {t_trim*1e3:.1f} ms, full {t_full*1e3:.1f} ms, "
+        f"cos {cos:.6f}, max|d| {diff:.2e}")
+    rows = [
+        Row("text", f"{model} text encode, batch 1, padding trimmed", t_trim * 1e3, "ms",
+            t_full * 1e3, "full 77-token padding", "<= 1.0",
+            f"min cosine {cos:.6f}, max |diff| {diff:.1e}"),
+        Row("text", f"{model} text encode, batch {sizes.text_batch}, trimmed",
+            len(batch) / t_batch, "texts/s", len(batch) / t_batch_full, "full padding", ">= 1.0"),
+    ]
+    del full
+    info = {"text_ms_b1": t_trim * 1e3, "text_batch_per_s": len(batch) / t_batch,
+            "torch_threads": torch.get_num_threads(), "embedder": emb}
+    return rows, info
+
+
+# ----- ingest -----------------------------------------------------------------------------
+
+
+def write_jpegs(folder: Path, count: int, size: tuple[int, int] = (480, 640)) -> list[Path]:
+    """count distinct JPEG photos-sized files (noise + gradients), written with OpenCV."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    h, w = size
+    grad = np.linspace(0, 255, w, dtype=np.float32)[None, :, None]
+    paths = []
+    base = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    for i in range(count):
+        img = (base.astype(np.float32) * 0.5 + grad * ((i % 7) / 7.0)).astype(np.uint8)
+        img = np.roll(img, i * 13, axis=1)
+        img[(i * 17) % h : (i * 17) % h + 20, :, i % 3] = 255 - i % 255
+        path = folder / f"img{i:06d}.jpg"
+        cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        paths.append(path)
+    return paths
+
+
+def _components(embedder: Any, db: Path, collection: str) -> Any:
+    from retrieval.components import Components
+    from retrieval.config import Settings
+    from retrieval.stores import open_store
+
+    settings = Settings(uri=str(db), collection=collection)
+    store = open_store(str(db), collection)
+    return Components(settings=settings, store=store, _embedder=embedder)
+
+
+def bare_forward(embedder: Any, batch_size: int, batches: int) -> float:
+    """Images/s of the model alone on already-decoded tensors at the ingest batch size."""
+    import torch
+
+    shape = (batch_size, *embedder.preprocess_config.input_shape)
+    x = torch.randn(shape)
+    model = embedder.model
+    with torch.inference_mode():
+        model.encode_image(x[:2])
+        times = _timed(lambda: model.encode_image(x), batches)
+    return batch_size / float(np.median(times))
+
+
+def naive_ingest(embedder: Any, paths: list[Path], db: Path) -> float:
+    """towhee/bootcamp shape: decode one image, embed one image, insert one row; flush at end."""
+    import cv2
+
+    from retrieval.types import Record
+
+    comps = _components(embedder, db, "naive")
+    store = comps.store
+    store.ensure_collection(embedder.dim, embedder.model_id)
+    started = time.perf_counter()
+    for path in paths:
+        bgr = cv2.imread(str(path))
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        vec = embedder.embed_images([rgb])[0]
+        store.upsert([Record(id=path.name, vector=vec, source=str(path))])
+    store.flush()
+    elapsed = time.perf_counter() - started
+    comps.close()
+    return len(paths) / elapsed
+
+
+def mmrag_ingest(embedder: Any, folder: Path, db: Path, batch_size: int) -> tuple[float, float, int]:
+    """Images/s of run_ingest from JPEG files to flushed rows, and peak RSS (MiB, + Milvus Lite)."""
+    from ingest import IngestOptions, open_source, run_ingest
+
+    comps = _components(embedder, db, "ingest")
+    options = IngestOptions(batch_size=batch_size, workers=max(1, min(4, os.cpu_count() or 1)))
+    with PeakRss() as rss:
+        summary = run_ingest(comps, open_source(folder), options)
+    comps.close()
+    return summary.ingested / summary.elapsed_s, rss.mib, summary.ingested
+
+
+def ingest_section(model: str, embedder: Any, sizes: Sizes, work: Path,
+                   log: Callable[[str], None]) -> list[Row]:
+    n = sizes.images if model == BENCH_MODEL else max(sizes.images, sizes.memory_images)
+    folder = work / f"images-{n}"
+    if not folder.is_dir() or len(list(folder.glob("*.jpg"))) < n:
+        write_jpegs(folder, n)
+    bs = sizes.batch_size
+    ceiling = bare_forward(embedder, bs, sizes.bare_batches)
+    ips, rss, done = mmrag_ingest(embedder, folder, work / f"ingest-{model}.db", bs)
+    ceiling_after = bare_forward(embedder, bs, sizes.bare_batches)
+    naive_paths = sorted(folder.glob("*.jpg"))[: sizes.naive_images]
+    naive = naive_ingest(embedder, naive_paths, work / f"naive-{model}.db")
+    log(f"ingest {model}: {ips:.1f} img/s (n={done}), bare {ceiling:.1f}/{ceiling_after:.1f}, "
+        f"naive {naive:.1f}, rss {rss:.0f} MiB")
+    bare = (ceiling + ceiling_after) / 2
+    return [
+        Row("ingest", f"{model} ingest {done} JPEGs -> flushed rows", ips, "img/s", bare,
+            f"bare encode_image, batch {bs}", ">= 0.85",
+            f"bare before/after {ceiling:.1f}/{ceiling_after:.1f}"),
+        Row("ingest", f"{model} ingest vs naive per-row pipeline", ips, "img/s", naive,
+            f"naive decode-embed-insert 1 row ({len(naive_paths)} imgs)", ">= 3"),
+        Row("memory", f"{model} peak RSS, ingest of {done} images (+ Milvus Lite)", rss, "MiB"),
+    ]
+
+
+# ----- search over HTTP -------------------------------------------------------------------
+
+
+def size_label(n: int) -> str:
+    """10000 -> '10k', 1000000 -> '1M', 500 -> '500'."""
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+class Client:
+    """A keep-alive HTTP client that sends headers and body in one write (as browsers do).
+
+    httpx writes them separately, and on loopback Nagle + delayed ACK can then add ~40 ms to
+    a request, which would be measuring the client, not the server.
+    """
+
+    def __init__(self, port: int, timeout: float = 120.0) -> None:
+        import http.client
+
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+    def get(self, path: str) -> int:
+        self.conn.request("GET", path)
+        resp = self.conn.getresponse()
+        resp.read()
+        return resp.status
+
+    def search(self, query: str) -> None:
+        body = json.dumps({"query": query, "k": 10})
+        self.conn.request("POST", "/search", body=body,
+                          headers={"Content-Type": "application/json"})
+        resp = self.conn.getresponse()
+        data = resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"/search answered {resp.status}: {data[:300]!r}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def search_section(model: str, embedder: Any, text_info: dict, sizes: Sizes, work: Path,
+                   log: Callable[[str], None]) -> list[Row]:
+    """HTTP search latency (1 and N clients) against text encode + one store search in process."""
+    from mmrag.bench.store import unit_vectors
+    from retrieval.stores import open_store
+    from retrieval.types import Record
+
+    db = work / f"search-{model}-{sizes.vectors}.db"
+    ckpt = checkpoint_for(model)
+    spec = {"model": model, "pretrained": None, "checkpoint": str(ckpt)}
+    store = open_store(str(db), "bench")
+    if not store.exists() or store.count() < sizes.vectors:
+        store.ensure_collection(embedder.dim, embedder.model_id, spec=spec)
+        vecs = unit_vectors(sizes.vectors, embedder.dim, seed=5)
+        for start in range(0, sizes.vectors, 1000):
+            store.upsert([Record(id=f"v{start + i}", vector=v, source=f"/img/{start + i}.jpg")
+                          for i, v in enumerate(vecs[start : start + 1000])])
+        store.flush()
+        del vecs
+    queries = unique_queries(sizes.queries, seed=21)
+    embedder.embed_texts(queries[:1])
+    store.search(embedder.embed_texts(queries[:1]), k=10)
+    bare = []
+    for query in queries:
+        started = time.perf_counter()
+        store.search(embedder.embed_texts([query]), k=10)
+        bare.append(time.perf_counter() - started)
+    bare_ms = np.array(bare) * 1e3
+    store.close()
+    port = _free_port()
+    env = {**os.environ, "MMRAG_URI": str(db), "MMRAG_COLLECTION": "bench", "MMRAG_MODEL": model,
+           "MMRAG_CHECKPOINT": str(ckpt), "MMRAG_DEVICE": "cpu", "MMRAG_LOG_LEVEL": "warning"}
+    env.pop("MMRAG_PRETRAINED", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mmrag", "serve", "--port", str(port), "--log-level", "warning"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        with PeakRss(server.pid, every_s=0.2) as rss:
+            deadline = time.time() + 180
+            while True:
+                client = Client(port)
+                try:
+                    if client.get("/ready") == 200:
+                        break
+                except OSError:
+                    pass
+                finally:
+                    client.close()
+                if server.poll() is not None or time.time() > deadline:
+                    err = server.stderr.read().decode()[-2000:] if server.stderr else ""
+                    raise RuntimeError(f"server did not become ready: {err}")
+                time.sleep(0.5)
+            client = Client(port)
+            client.search("warm up")
+            one = []
+            for query in unique_queries(sizes.queries, seed=31):
+                started = time.perf_counter()
+                client.search(query)
+                one.append(time.perf_counter() - started)
+            client.close()
+            one_ms = np.array(one) * 1e3
+            many_q = unique_queries(sizes.concurrent_queries, seed=41)
+            lat: list[float] = []
+            lock = threading.Lock()
+
+            def worker(chunk: list[str]) -> None:
+                c = Client(port)
+                try:
+                    for q in chunk:
+                        t0 = time.perf_counter()
+                        c.search(q)
+                        with lock:
+                            lat.append(time.perf_counter() - t0)
+                finally:
+                    c.close()
+
+            chunks = [many_q[i :: sizes.clients] for i in range(sizes.clients)]
+            started = time.perf_counter()
+            with ThreadPoolExecutor(sizes.clients) as pool:
+                list(pool.map(worker, chunks))
+            wall = time.perf_counter() - started
+            qps = len(many_q) / wall
+            many_ms = np.array(lat) * 1e3
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    def pct(a: np.ndarray) -> str:
+        return "/".join(f"{np.percentile(a, p):.0f}" for p in (50, 95, 99))
+    log(f"search {model}: bare p50 {np.median(bare_ms):.1f} ms, http1 {pct(one_ms)}, "
+        f"{sizes.clients} clients {qps:.1f} qps {pct(many_ms)}")
+    ceiling = text_info["text_batch_per_s"]
+    n = size_label(sizes.vectors)
+    return [
+        Row("search", f"{model} HTTP /search p50, 1 client, {n} vectors", float(np.median(one_ms)),
+            "ms", float(np.median(bare_ms)), "text encode + store.search in process", "<= 1.3",
+            f"p50/p95/p99 {pct(one_ms)} ms; bare {pct(bare_ms)} ms"),
+        Row("search", f"{model} HTTP QPS, {sizes.clients} clients, {n} vectors", qps, "q/s",
+            ceiling, f"bare text encode, batch {sizes.text_batch}", ">= 0.8",
+            f"p50/p95/p99 {pct(many_ms)} ms"),
+        Row("memory", f"{model} server peak RSS under load (+ Milvus Lite, {n} vectors)",
+            rss.mib, "MiB"),
+    ]
+
+
+# ----- store ------------------------------------------------------------------------------
+
+
+def store_section(sizes: Sizes, dim: int, log: Callable[[str], None],
+                  python: str | None = None, metrics: tuple[str, ...] = ("IP",)) -> tuple[list[Row], dict]:
+    """Store figures from mmrag/bench/store.py in a child process (any interpreter)."""
+    from retrieval.stores.milvus_rows import IVF_NLIST, IVF_NPROBE
+
+    config = {"sizes": sizes.store_sizes, "dim": dim, "queries": sizes.store_queries,
+              "indexes": ["FLAT", "IVF_FLAT"], "metrics": list(metrics),
+              "params": {"nlist": IVF_NLIST, "nprobe": IVF_NPROBE, "insert_batch": 256}}
+    script = Path(__file__).with_name("store.py")
+    out = subprocess.run([python or sys.executable, str(script), json.dumps(config)],
+                         capture_output=True, text=True, check=True)
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    rows = []
+    tag = f"Lite {data['milvus_lite']}"
+    for r in data["results"]:
+        n = size_label(r["size"])
+        label = f"{tag} {r['index']}/{r['metric']} {n}x{dim}"
+        rows.append(Row("store", f"{label} search, 1 query", r["search_ms_p50"], "ms",
+                        r["exact_numpy_ms"], "exact numpy (brute force)", "",
+                        f"recall@10 {r['recall_at_10']:.3f}, mean {r['search_ms_mean']:.1f} ms"))
+        rows.append(Row("store", f"{label} insert", r["insert_rows_s"], "rows/s",
+                        note="256 rows a call, flushed"))
+        rows.append(Row("store", f"{label} recall@10 vs exact", r["recall_at_10"], "",
+                        1.0, "exact", ">= 0.95"))
+        log(f"store {label}: {r['search_ms_p50']:.1f} ms, {r['insert_rows_s']:.0f} rows/s, "
+            f"recall {r['recall_at_10']:.3f}")
+    return rows, data
+
+
+def temp_workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="mmrag-bench-"))
+
+
+def cleanup(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
