@@ -47,9 +47,9 @@ def cpu_model() -> str:
 
 
 def machine_facts() -> dict[str, Any]:
-    import torch
-
     from importlib.metadata import version
+
+    import torch
 
     def ver(name: str) -> str:
         try:

@@ -22,11 +22,7 @@ import numpy as np
 
 from mmrag.bench.models import BENCH_MODEL, checkpoint_for, load_embedder
 
-WORDS = (
-    "dog cat car tree red blue house beach street night city river mountain snow child "
-    "bicycle bird flower boat train window chair table sunset forest market bridge horse "
-    "woman man old small large green yellow wet dry running sitting flying parked"
-).split()
+WORDS = ["dog", "cat", "car", "tree", "red", "blue", "house", "beach", "street", "night", "city", "river", "mountain", "snow", "child", "bicycle", "bird", "flower", "boat", "train", "window", "chair", "table", "sunset", "forest", "market", "bridge", "horse", "woman", "man", "old", "small", "large", "green", "yellow", "wet", "dry", "running", "sitting", "flying", "parked"]
 
 
 @dataclass

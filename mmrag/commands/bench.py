@@ -36,9 +36,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the benchmark and print the table."""
-    from mmrag.bench import QUICK, TINY, Sizes, render_markdown, render_rich, run_bench
-
     import logging
+
+    from mmrag.bench import QUICK, TINY, Sizes, render_markdown, render_rich, run_bench
 
     logging.getLogger().setLevel(logging.WARNING)  # open_clip logs every model load at INFO
     overrides = TINY if args.tiny else QUICK if args.quick else {}
