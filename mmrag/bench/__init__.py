@@ -74,6 +74,10 @@ def run_bench(
     """Run the sections in order and return the table."""
     from mmrag.bench import sections as sec
 
+    if sizes.torch_threads:
+        import torch
+
+        torch.set_num_threads(sizes.torch_threads)
     report = Report(machine_facts())
     work = sec.temp_workdir()
     started = time.perf_counter()

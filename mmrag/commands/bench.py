@@ -28,6 +28,10 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         help="comma-separated subset of text,ingest,search,store",
     )
     p.add_argument("--models", help="comma-separated models (default ViT-B-32,mmrag-demo)")
+    p.add_argument(
+        "--torch-threads", type=int, default=0,
+        help="torch intra-op threads here and in the server (default: one per core)",
+    )
     p.add_argument("--store-python", help="another venv's python for a Milvus Lite comparison")
     p.add_argument("--json", dest="json_out", help="write the report as JSON here")
     p.add_argument("--markdown", help="write the table as Markdown here")
@@ -45,6 +49,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     sizes = Sizes(**overrides)  # type: ignore[arg-type]
     if args.models:
         sizes.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    sizes.torch_threads = args.torch_threads
     sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
     report = run_bench(sizes, sections, log=lambda m: print(m, file=sys.stderr, flush=True),
                        store_python=args.store_python)

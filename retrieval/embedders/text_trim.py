@@ -37,7 +37,8 @@ def supports_trim(model: nn.Module) -> bool:
     if not isinstance(mask, torch.Tensor) or mask.dim() != 2 or mask.shape[0] != mask.shape[1]:
         return False
     n = mask.shape[0]
-    if model.positional_embedding.shape[0] != n:
+    positional = model.positional_embedding
+    if not isinstance(positional, torch.Tensor) or positional.shape[0] != n:
         return False
     causal = torch.full((n, n), float("-inf"), dtype=mask.dtype, device=mask.device).triu_(1)
     return bool(torch.equal(mask, causal))
