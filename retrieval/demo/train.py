@@ -66,7 +66,7 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> to
         {"params": plain, "weight_decay": 0.0},
         {"params": decay, "weight_decay": weight_decay},
     ]
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6, fused=True)
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6)
 
 
 def train(args: argparse.Namespace, command: str = "") -> dict[str, object]:

@@ -15,6 +15,7 @@ from retrieval.demo.synthetic import (
     COLOURS,
     HELD_OUT,
     SHAPES,
+    HeldOut,
     caption_for,
     combinations,
     draw_scene,
@@ -45,8 +46,8 @@ def test_held_out_list_is_six_valid_pairs_whose_parts_are_still_trained() -> Non
 
 
 @pytest.mark.parametrize(("mode", "expect_held"), [(False, False), ("only", True)])
-def test_split_is_respected(mode: bool | str, expect_held: bool) -> None:
-    samples = generate_dataset(60, seed=1, size=64, include_held_out=mode)  # type: ignore[arg-type]
+def test_split_is_respected(mode: HeldOut, expect_held: bool) -> None:
+    samples = generate_dataset(60, seed=1, size=64, include_held_out=mode)
     assert all(s.scene.held_out is expect_held for s in samples)
 
 
