@@ -56,6 +56,7 @@ class ReindexOptions:
     drop_old: bool = False
     grace_s: float = 10.0
     force: bool = False
+    settle_s: float = 5.0  # after adopting: running APIs re-resolve the name every 2 s
 
 
 @dataclass
@@ -232,6 +233,7 @@ def reindex(
             _adopt(live, name)  # a real collection: make the name an alias first
             adopted = True
             current = live.describe_target()
+            time.sleep(opts.settle_s)  # APIs move to the renamed collection before the switch
         target = opts.target or _pick_target(settings, name, current.collection, embedder)
         if target in (name, current.collection):
             raise ConfigError(f"the new collection must differ from {current.collection!r}")

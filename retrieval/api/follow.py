@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from retrieval.api.batching import LruCache, TextBatcher
 from retrieval.config import Settings
 from retrieval.embedders.base import Embedder
-from retrieval.errors import MmragError
+from retrieval.errors import CollectionNotFoundError, MmragError
 from retrieval.model_spec import embedder_for_spec, same_spec
 from retrieval.stores.base import VectorStore
 from retrieval.stores.milvus import MilvusStore, Target
@@ -26,6 +26,8 @@ from retrieval.stores.milvus import MilvusStore, Target
 log = logging.getLogger(__name__)
 
 FOLLOW_INTERVAL_S = 2.0
+MOVE_RETRIES = 3  # a search of the configured name that finds no collection is retried...
+MOVE_RETRY_S = 0.2  # ...this long after: reindex renames a collection, then aliases its name
 
 
 @dataclass(frozen=True)
@@ -45,19 +47,21 @@ def read_target(store: VectorStore) -> Target | None:
     """Where the configured name points now (blocking); None when it cannot tell."""
     if not isinstance(store, MilvusStore):
         return None
-    store.refresh()  # Lite: re-read the pointer file; server: forget the cached description
-    if not store.exists():
+    try:
+        return store.describe_target()
+    except CollectionNotFoundError:
         return None
-    return store.describe_target()
 
 
-def initial_embedder(
-    settings: Settings, default: Embedder | None, target: Target | None
-) -> Embedder | None:
+def repoint(store: VectorStore) -> None:
+    """Let the default store read where the name points now (after the query model switched)."""
+    if isinstance(store, MilvusStore):
+        store.refresh()
+
+
+def initial_embedder(settings: Settings, target: Target | None) -> Embedder | None:
     """The model a collection records when the settings name another one (None: use settings')."""
     if target is None or target.spec is None or same_spec(settings, target.spec):
-        return None
-    if default is not None and default.model_id == target.model_id:
         return None
     try:
         return embedder_for_spec(settings, target.spec, target.model_id)

@@ -188,7 +188,7 @@ class Service:
             target = follow.read_target(self.components.store)
         except StoreError as exc:
             log.info("collection not readable yet, loading the configured model: %s", exc)
-        embedder = follow.initial_embedder(self.settings, None, target)
+        embedder = follow.initial_embedder(self.settings, target)
         if embedder is None:
             embedder = self.components.embedder
             batcher, cache = self.batcher, self.cache
@@ -218,11 +218,14 @@ class Service:
             return
         if target.model_id == current.embedder.model_id:
             self._query = replace(current, collection=target.collection)
+            await _run(self.store_executor, follow.repoint, self.components.store)
             return
-        if target.spec is None:
-            raise StoreError(
-                f"{target.collection} holds model {target.model_id} but records no model spec"
-            )
+        if target.spec is None:  # cannot load it: searches get the model check's 409
+            self._query = replace(current, collection=target.collection)
+            log.warning("%s now reads %s, built with %s, which records no model spec: set "
+                        "MMRAG_MODEL to it", self.settings.collection, target.collection,
+                        target.model_id)
+            return
         log.info("collection %s now reads %s (model %s): loading it",
                  self.settings.collection, target.collection, target.model_id)
         embedder = await asyncio.to_thread(
@@ -233,6 +236,7 @@ class Service:
         self._query = follow.QueryModel(embedder, batcher, cache, target.collection)
         self.batcher, self.cache = batcher, cache
         self._checked.discard(self.settings.collection)
+        await _run(self.store_executor, follow.repoint, self.components.store)
         log.info("query model switched to %s", embedder.model_id)
 
     async def close(self) -> None:
@@ -457,6 +461,11 @@ class Service:
             finally:
                 self.metrics.search_seconds.observe(time.perf_counter() - started)
 
+        for _ in range(follow.MOVE_RETRIES if default else 0):
+            try:
+                return await self.call_store(collection, run)
+            except CollectionNotFoundError:  # `mmrag reindex` may be turning it into an alias
+                await asyncio.sleep(follow.MOVE_RETRY_S)
         return await self.call_store(collection, run)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 import numpy as np
 from pymilvus import DataType, MilvusClient
-from pymilvus.client.types import LoadState
+from pymilvus.client.types import LoadState, SegmentState
 from pymilvus.exceptions import ConnectionConfigException, ErrorCode, MilvusException
 
 from retrieval.errors import (
@@ -64,6 +64,7 @@ logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
 
 CONSISTENCY_LEVELS = ("Strong", "Session", "Bounded", "Eventually")
 CONNECT_FAILED = 2  # pymilvus Status.CONNECT_FAILED: the channel never became ready
+_SEALED = (SegmentState.Sealed, SegmentState.Flushed)
 META_TTL_S = 2.0  # an unpinned server store re-reads its collection (an alias may have moved)
 
 _lite_lock = threading.Lock()
@@ -326,12 +327,19 @@ class MilvusStore(VectorStore):
             stale = stale or time.monotonic() - cached.at > max_age
         if cached is not None and not stale:
             return cached
+        meta = self._describe(self._target)
+        # Right after creation the server may not list the index yet: read it again next time.
+        self._meta_cache = meta if meta.index_type != "NONE" else None
+        return meta
+
+    def _describe(self, name: str) -> _Meta:
+        """Read what mmrag recorded about a collection (or the one an alias names)."""
         with self._call("describe_collection") as client:
-            desc = client.describe_collection(self._target, timeout=self._timeout)
-            indexes = client.list_indexes(self._target, field_name="vector")
+            desc = client.describe_collection(name, timeout=self._timeout)
+            indexes = client.list_indexes(name, field_name="vector")
             index_type = "NONE"
             if indexes:
-                about = client.describe_index(self._target, indexes[0], timeout=self._timeout)
+                about = client.describe_index(name, indexes[0], timeout=self._timeout)
                 index_type = str(about.get("index_type", "NONE"))
         dim = 0
         for field in desc.get("fields", []):
@@ -343,7 +351,7 @@ class MilvusStore(VectorStore):
             recorded = {}
         if not isinstance(recorded, dict) or recorded.get("mmrag") != 1 or dim <= 0:
             raise StoreError(
-                f"collection {self.collection!r} at {self._where} was not created by mmrag "
+                f"collection {name!r} at {self._where} was not created by mmrag "
                 "(no mmrag description or no 'vector' field)"
             )
         spec = recorded.get("model")
@@ -351,16 +359,22 @@ class MilvusStore(VectorStore):
             dim=dim,
             model_id=str(recorded.get("model_id", "")),
             index_type=index_type,
-            collection=str(desc.get("collection_name") or self._target),
+            collection=str(desc.get("collection_name") or name),
             spec=spec if isinstance(spec, dict) else None,
             at=time.monotonic(),
         )
-        self._meta_cache = meta
         return meta
 
     def describe_target(self) -> Target:
-        """The concrete collection the name reads now, with its model id, dim and model spec."""
-        meta = self._meta(refresh=True)
+        """Where the configured name points now (even if this store is pinned elsewhere).
+
+        The concrete collection (a moved alias or Lite pointer followed), its model id, dim and
+        model spec. The store itself keeps reading its current target until ``refresh()``.
+        """
+        name = self.collection
+        if self._lite_db is not None:
+            name = lite_aliases.resolve(self._lite_db, self.collection)
+        meta = self._describe(name)
         spec = dict(meta.spec) if meta.spec is not None else None
         return Target(collection=meta.collection, model_id=meta.model_id, dim=meta.dim, spec=spec)
 
@@ -491,8 +505,9 @@ class MilvusStore(VectorStore):
             with self._call("list_loaded_segments") as client:
                 about = client.describe_index(self._target, "vector", timeout=self._timeout)
                 segments = client.list_loaded_segments(self._target, timeout=self._timeout)
-            served = sum(int(segment.num_rows) for segment in segments)
-            if int(about.get("pending_index_rows", 0)) == 0 and served >= total:
+            growing = any(segment.state == SegmentState.Growing for segment in segments)
+            served = sum(_indexed_rows(segment) for segment in segments)
+            if int(about.get("pending_index_rows", 0)) == 0 and served >= total and not growing:
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -661,6 +676,13 @@ class MilvusStore(VectorStore):
                 )
             hits.extend([to_hit(found) for found in per_query] for per_query in result)
         return hits
+
+
+def _indexed_rows(segment: Any) -> int:
+    """Rows a loaded segment serves through the vector index (0 for growing segments)."""
+    if segment.state not in _SEALED or not str(getattr(segment, "index_name", "vector")):
+        return 0
+    return int(segment.num_rows)
 
 
 def _import_milvus_lite() -> None:

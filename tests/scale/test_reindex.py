@@ -12,15 +12,19 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from ingest.reindex import next_version
 from mmrag.cli import main as mmrag_main
 from retrieval.api import create_app
 from retrieval.api import follow as api_follow
+from retrieval.config import Settings
 from retrieval.stores import lite_aliases
 from retrieval.stores.milvus import MilvusStore
+from retrieval.types import Modality, Record
 from tests.api.helpers import free_port, wait_ready
 from tests.contract.helpers import EmbeddedServer
 from tests.scale.helpers import (
@@ -30,7 +34,7 @@ from tests.scale.helpers import (
     model_args,
     tiny_settings,
 )
-from tests.support.images import write_image_files
+from tests.support.images import make_test_image, write_image_files
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -151,21 +155,23 @@ def test_lite_reindex_points_the_name_at_the_new_collection(
     db = tmp_path / "gallery.db"
     settings = tiny_settings(str(db), "gallery", config_a, ckpt_a)
     images = write_image_files(tmp_path / "images", 10)
-    assert ingest_folder(settings, tmp_path / "images").ingested == 10
+    _write_video(tmp_path / "images" / "clip.avi")  # 3 s: frames at t=0 and t=2
+    assert ingest_folder(settings, tmp_path / "images").ingested == 12
+    _add_text_row(settings)  # a caption-only row: re-embedded from its caption
     moved = images[3].with_suffix(".moved")
     shutil.move(images[3], moved)
     argv = ["reindex", "--uri", str(db), "--collection", "gallery",
             *model_args(config_b, ckpt_b), "--json"]
     assert mmrag_main(argv) == 1  # a source is missing: nothing is switched
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert (summary["embedded"], summary["rejected"], summary["switched"]) == (9, 1, False)
+    assert (summary["embedded"], summary["rejected"], summary["switched"]) == (12, 1, False)
     assert lite_aliases.read_aliases(db) == {}
     lines = (tmp_path / "mmrag-rejects-gallery-reindex.jsonl").read_text().splitlines()
     assert [json.loads(line)["source"] for line in lines] == [str(images[3])]
     shutil.move(moved, images[3])
     assert mmrag_main(argv) == 0  # resumes: only the missing row is embedded
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert (summary["embedded"], summary["skipped"], summary["switched"]) == (1, 9, True)
+    assert (summary["embedded"], summary["skipped"], summary["switched"]) == (1, 12, True)
     assert lite_aliases.read_aliases(db) == {"gallery": "gallery_v2"}
 
     monkeypatch.setattr(api_follow, "FOLLOW_INTERVAL_S", 0.2)
@@ -173,7 +179,7 @@ def test_lite_reindex_points_the_name_at_the_new_collection(
         wait_ready(client)
         stats = client.get("/stats").json()
         assert stats["model"] == stats["query_model"] == summary["new_model"]
-        assert (stats["dimension"], stats["count"]) == (MODEL_B_DIM, 10)
+        assert (stats["dimension"], stats["count"]) == (MODEL_B_DIM, 13)
         hits = client.post("/search", json={"query": "a red circle", "k": 4}).json()["hits"]
         assert len(hits) == 4
 
@@ -192,6 +198,38 @@ def test_lite_reindex_points_the_name_at_the_new_collection(
     with MilvusStore(str(db), "gallery") as store:
         assert "gallery_v2" not in store.list_collections()
         assert store.resolve() == "gallery_v3"
+
+
+def _write_video(path: Path) -> None:
+    """A 3 s, 10 fps MJPG video."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, (80, 64))
+    for index in range(30):
+        writer.write(cv2.cvtColor(make_test_image(300 + index, 64, 80), cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def _add_text_row(settings: Settings) -> None:
+    """Store one text row (its vector is the caption's embedding)."""
+    from retrieval.components import build_components
+
+    components = build_components(settings)
+    try:
+        vector = components.embedder.embed_texts(["a note about red circles"])[0]
+        components.store.upsert([Record(
+            id="note-1", vector=vector, source="notes.txt", caption="a note about red circles",
+            modality=Modality.TEXT, model_id=components.embedder.model_id,
+        )])
+        components.store.flush()
+    finally:
+        components.close()
+
+
+def test_next_version_names() -> None:
+    assert next_version("mmrag", []) == "mmrag_v2"
+    assert next_version("mmrag", ["mmrag", "mmrag_v1", "mmrag_v7", "mmrag_vx", "other_v9"]) == (
+        "mmrag_v8"
+    )
+    assert next_version("a", ["a_v2", "ab_v5"]) == "a_v3"
 
 
 def test_reindex_refuses_the_same_model(
