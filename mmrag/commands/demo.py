@@ -216,8 +216,8 @@ def next_steps(settings: Settings, folder: DemoFolder, args: argparse.Namespace,
     prog = sys.argv[0] if Path(sys.argv[0]).name == "mmrag" else "mmrag"
     out.print("\n[bold]Next[/]")
     out.print(f"   Start the API: {escape(prefix)} {escape(prog)} serve")
-    out.print("   then open http://127.0.0.1:8000/ (web UI) or /docs (API); with Milvus Lite, "
-              "stop the server before rerunning the demo")
+    out.print("   then open http://127.0.0.1:8000/ (web UI) or http://127.0.0.1:8000/docs (API)")
+    out.print("   (Milvus Lite: stop the server before rerunning the demo)")
     out.print(f'   Search:        {escape(prefix)} {escape(prog)} search "a white star"')
     out.print(f"   Evaluate:      {escape(prefix)} {escape(prog)} eval "
               f"{escape(shlex.quote(str(folder.queries)))} --exact")

@@ -679,10 +679,12 @@ class MilvusStore(VectorStore):
 
 
 def _indexed_rows(segment: Any) -> int:
-    """Rows a loaded segment serves through the vector index (0 for growing segments)."""
-    if segment.state not in _SEALED or not str(getattr(segment, "index_name", "vector")):
-        return 0
-    return int(segment.num_rows)
+    """Rows a loaded segment serves sealed (0 for growing segments).
+
+    Sealed segments are searched through the index, or exhaustively when they are too small to
+    be indexed (Milvus skips segments under ~1024 rows).
+    """
+    return int(segment.num_rows) if segment.state in _SEALED else 0
 
 
 def _import_milvus_lite() -> None:
