@@ -36,7 +36,6 @@ from pipelines import pipe
 from pipelines.errors import PipelineError
 from retrieval.components import Components
 from retrieval.errors import MmragError, StoreError, StoreUnavailableError
-from retrieval.model_spec import spec_from_settings
 from retrieval.types import Modality, Record
 
 
@@ -204,9 +203,7 @@ def run_ingest(
     opts = options or IngestOptions()
     embedder = components.embedder
     store = components.store
-    store.ensure_collection(
-        embedder.dim, embedder.model_id, spec=spec_from_settings(components.settings)
-    )
+    store.ensure_collection(embedder.dim, embedder.model_id)
     summary = IngestSummary(rejects_file=str(rejects.path) if rejects is not None else None)
     tally = _Tally(summary, progress, rejects, opts.rejects_kept)
     fetcher = Fetcher(opts.fetch, connections=opts.fetch_workers)
