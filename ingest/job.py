@@ -36,6 +36,7 @@ from pipelines import pipe
 from pipelines.errors import PipelineError
 from retrieval.components import Components
 from retrieval.errors import MmragError, StoreError, StoreUnavailableError
+from retrieval.model_spec import spec_from_settings
 from retrieval.types import Modality, Record
 
 
@@ -203,7 +204,11 @@ def run_ingest(
     opts = options or IngestOptions()
     embedder = components.embedder
     store = components.store
-    store.ensure_collection(embedder.dim, embedder.model_id)
+    # recorded so readers can load the model from the collection alone; they follow it only
+    # once `mmrag reindex` moved the name (retrieval/follow_model.py)
+    store.ensure_collection(
+        embedder.dim, embedder.model_id, spec=spec_from_settings(components.settings)
+    )
     summary = IngestSummary(rejects_file=str(rejects.path) if rejects is not None else None)
     tally = _Tally(summary, progress, rejects, opts.rejects_kept)
     fetcher = Fetcher(opts.fetch, connections=opts.fetch_workers)
@@ -226,7 +231,9 @@ def run_ingest(
         return read_work(work, fetcher, opts.max_bytes)
 
     def decode(work: Work) -> Work:
-        return decode_work(work, embedder.prepare_image, opts.max_pixels)
+        return decode_work(
+            work, embedder.prepare_image, opts.max_pixels, embedder.decode_min_side
+        )
 
     def embed(batch: list[Work]) -> list[np.ndarray]:
         return list(embedder.embed_prepared([work.prepared for work in batch]))

@@ -114,12 +114,14 @@ def read_work(work: Work, fetcher: Fetcher, max_bytes: int) -> Work:
     return replace(work, data=data, id=work.id or content_id(data))
 
 
-def decode_work(work: Work, prepare: Prepare, max_pixels: int) -> Work:
+def decode_work(
+    work: Work, prepare: Prepare, max_pixels: int, min_side: int | None = None
+) -> Work:
     """Decode and prepare a new item for the model; rejects carry a one-line reason."""
     if work.settled or work.prepared is not None or work.data is None:
         return replace(work, data=None) if work.data is not None else work
     try:
-        rgb = decode_image(work.data, max_pixels=max_pixels)
+        rgb = decode_image(work.data, max_pixels=max_pixels, min_side=min_side)
         prepared = prepare(rgb)
     except (ImageDecodeError, EmbeddingError) as exc:
         return work.reject(str(exc), "decode")

@@ -140,6 +140,7 @@ class _Prepare:
         self.pool = ThreadPoolExecutor(max(options.workers, options.fetch_workers))
         self.seen = seen
         self.prepare = lambda rgb: preprocess_image(rgb, config)
+        self.min_side = config.draft_min_side
         self.expander = Expander(
             self.store.existing_ids, self.prepare, options.video_every_s, options.max_pixels
         )
@@ -174,7 +175,7 @@ class _Prepare:
             lambda w: read_work(w, self.fetcher, self.options.max_bytes), works))
         works = self._check(works)
         works = list(self.pool.map(
-            lambda w: decode_work(w, self.prepare, self.options.max_pixels), works))
+            lambda w: decode_work(w, self.prepare, self.options.max_pixels, self.min_side), works))
         rows = []
         for work, is_first in zip(works, first, strict=True):
             if not work.ready and not work.settled:

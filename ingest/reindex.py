@@ -159,6 +159,7 @@ class _Embedding:
             read_work(work, self.fetcher, self.options.max_bytes),
             self.embedder.prepare_image,
             self.options.max_pixels,
+            self.embedder.decode_min_side,
         )
         if work.error is not None:
             return None, f"{work.stage}: {work.error}"

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="auto picks CUDA when present; or cpu, cuda, cuda:1")
     batch_size: int = Field(32, ge=1, le=4096, description="images per model call")
     torch_threads: int = Field(0, ge=0, description="0 lets mmrag choose")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on GPUs and on CPUs with bf16 units (AMX), else fp32"
+    )
 
     max_image_pixels: int = Field(50_000_000, ge=1, description="decompression-bomb cap")
 

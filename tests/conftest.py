@@ -31,12 +31,18 @@ def tiny_model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
 
 @pytest.fixture(scope="session")
 def tiny_embedder(tiny_model_files: tuple[Path, Path]) -> Embedder:
-    """The tiny model as users load theirs: config registered, then checkpoint= (CPU, batch 4)."""
+    """The tiny model as users load theirs: config registered, then checkpoint= (CPU, fp32).
+
+    fp32 because the exactness tests compare with open_clip's own fp32 path; settings-built
+    embedders (ingest, API) use MMRAG_PRECISION's default, bf16 on CPUs with AMX.
+    """
     from retrieval.embedders import add_model_config, create_embedder
 
     config, checkpoint = tiny_model_files
     add_model_config(config)
-    return create_embedder(TINY_MODEL_NAME, checkpoint=checkpoint, device="cpu", batch_size=4)
+    return create_embedder(
+        TINY_MODEL_NAME, checkpoint=checkpoint, device="cpu", batch_size=4, precision="fp32"
+    )
 
 
 @pytest.fixture

@@ -79,6 +79,7 @@ def run_bench(
 
         torch.set_num_threads(sizes.torch_threads)
     report = Report(machine_facts())
+    report.machine["precision"] = sizes.precision
     work = sec.temp_workdir()
     started = time.perf_counter()
     try:
@@ -88,6 +89,7 @@ def run_bench(
             report.extra.setdefault("text", {})[model] = info
             if "text" in sections:
                 report.rows += text_rows
+                report.rows += sec.precision_section(model, embedder, sizes, log)
             if "ingest" in sections:
                 embedder.batch_size = sizes.batch_size
                 report.rows += sec.ingest_section(model, embedder, sizes, work, log)
@@ -133,10 +135,18 @@ def table_rows(report: Report) -> list[list[str]]:
 HEADERS = ["section", "figure", "value", "baseline", "ratio", "target", "met?", "note"]
 
 
+def _units() -> str:
+    from retrieval.embedders.precision import cpu_bf16_units
+
+    units = cpu_bf16_units()
+    return f"; CPU bf16 units: {units}" if units else "; no CPU bf16 units"
+
+
 def machine_line(report: Report) -> str:
     m = report.machine
     load = lambda t: "/".join(f"{x:.2f}" for x in t)  # noqa: E731
-    return (f"{m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
+    return (f"{m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads, "
+            f"precision {m.get('precision', 'fp32')}{_units()}), "
             f"open_clip {m['open_clip']}, milvus-lite {m['milvus_lite']}, pymilvus "
             f"{m['pymilvus']}; load average (1/5/15 min) {load(m['load_start'])} at start, "
             f"{load(m.get('load_end', m['load_start']))} at end; {m.get('elapsed_s', '?')} s")

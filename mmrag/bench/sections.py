@@ -117,6 +117,7 @@ class Sizes:
     store_queries: int = 50
     models: list[str] = field(default_factory=lambda: [BENCH_MODEL, "mmrag-demo"])
     torch_threads: int = 0  # 0: torch's default (one per core); also passed to the server
+    precision: str = "auto"  # MMRAG_PRECISION for every model here and in the server
 
 
 class PeakRss:
@@ -198,8 +199,10 @@ def text_section(model: str, sizes: Sizes, log: Callable[[str], None]) -> tuple[
     """Text encode ms at batch 1 (trimmed vs full padding), equivalence, batched throughput."""
     import torch
 
-    emb = load_embedder(model, batch_size=sizes.text_batch)
-    full = load_embedder(model, batch_size=sizes.text_batch, trim_text=False)
+    emb = load_embedder(model, batch_size=sizes.text_batch, precision=sizes.precision)
+    full = load_embedder(
+        model, batch_size=sizes.text_batch, trim_text=False, precision=sizes.precision
+    )
     queries = unique_queries(max(sizes.queries, sizes.text_batch * 3), seed=11)
     for text in warm_texts():
         emb.embed_texts([text])
@@ -254,6 +257,41 @@ def text_section(model: str, sizes: Sizes, log: Callable[[str], None]) -> tuple[
     return rows, info
 
 
+# ----- precision: bf16 (where the CPU has the units) vs fp32 -------------------------------
+
+
+def precision_section(model: str, emb: Any, sizes: Sizes, log: Callable[[str], None]) -> list[Row]:
+    """Image and text encode throughput of the chosen precision vs fp32, with min cosine."""
+    from retrieval.embedders.precision import cpu_bf16_units
+
+    if emb.precision == "fp32":
+        log(f"precision {model}: fp32 (no native bf16 here, or --precision fp32)")
+        return []
+    ref = load_embedder(model, batch_size=sizes.batch_size, precision="fp32")
+    bs = sizes.batch_size
+    fast = bare_forward(emb, bs, sizes.bare_batches)
+    slow = bare_forward(ref, bs, sizes.bare_batches)
+    rng = np.random.default_rng(5)
+    images = [rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) for _ in range(8)]
+    texts = unique_queries(sizes.text_batch, seed=13)
+    img_cos = float((emb.embed_images(images) * ref.embed_images(images)).sum(axis=1).min())
+    txt_cos = float((emb.embed_texts(texts) * ref.embed_texts(texts)).sum(axis=1).min())
+    reps = max(2, sizes.queries // sizes.text_batch)
+    t_fast = float(np.median(_timed(lambda: emb.embed_texts(texts), reps)))
+    t_slow = float(np.median(_timed(lambda: ref.embed_texts(texts), reps)))
+    log(f"precision {model}: {emb.precision} {fast:.1f} img/s vs fp32 {slow:.1f}, "
+        f"cos {img_cos:.5f}")
+    units = cpu_bf16_units() if emb.device == "cpu" else emb.device
+    label = f"{emb.precision} ({units or 'emulated'})"
+    return [
+        Row("precision", f"{model} image encode, batch {bs}, {label}", fast, "img/s", slow,
+            "fp32", ">= 1.0", f"min cosine to fp32 {img_cos:.5f} (kept only if >= 0.999)"),
+        Row("precision", f"{model} text encode, batch {sizes.text_batch}, {emb.precision}",
+            len(texts) / t_fast, "texts/s", len(texts) / t_slow, "fp32", ">= 1.0",
+            f"min cosine to fp32 {txt_cos:.5f}"),
+    ]
+
+
 # ----- ingest -----------------------------------------------------------------------------
 
 
@@ -292,7 +330,7 @@ def bare_forward(embedder: Any, batch_size: int, batches: int) -> float:
     import torch
 
     shape = (batch_size, *embedder.preprocess_config.input_shape)
-    x = torch.randn(shape)
+    x = torch.randn(shape).to(embedder.input_dtype)  # bf16 models take bf16 images
     model = embedder.model
     with torch.inference_mode():
         model.encode_image(x)  # warm-up at the measured shape
@@ -476,6 +514,7 @@ def search_section(
     env.pop("MMRAG_PRETRAINED", None)
     if sizes.torch_threads:
         env["MMRAG_TORCH_THREADS"] = str(sizes.torch_threads)
+    env["MMRAG_PRECISION"] = sizes.precision
     server = subprocess.Popen(
         [sys.executable, "-m", "mmrag", "serve", "--port", str(port), "--log-level", "warning"],
         env=env,

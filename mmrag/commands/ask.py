@@ -15,6 +15,7 @@ from retrieval.answerers import BACKENDS, Answer, ChatMessage, FinalEvent, creat
 from retrieval.components import build_components
 from retrieval.config import Settings
 from retrieval.errors import ConfigError
+from retrieval.follow_model import check_query_model, query_embedder
 from retrieval.rag import DEFAULT_K, ChatQuery, ChatService
 from retrieval.search import Searcher
 from retrieval.stores.base import VectorStore
@@ -79,8 +80,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     components = build_components(settings)
     answerer = create_answerer(settings)
     try:
-        searcher = Searcher(components.embedder, components.store)
-        searcher.check_model()
+        # a reindexed (moved) name is read with its new model; a plain one with the configured
+        searcher = Searcher(query_embedder(components), components.store)
+        check_query_model(searcher)
         expr = filter_expression(args.filter, components.store)
         service = ChatService(searcher, answerer, max_query_chars=settings.max_query_chars)
         query = ChatQuery(messages=(ChatMessage("user", args.question),), k=args.k, expr=expr)

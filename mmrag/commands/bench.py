@@ -32,6 +32,10 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "--torch-threads", type=int, default=0,
         help="torch intra-op threads here and in the server (default: one per core)",
     )
+    p.add_argument(
+        "--precision", choices=("auto", "fp32", "bf16"), default="auto",
+        help="model precision here and in the server (auto: bf16 on CPUs with AMX/AVX512-BF16)",
+    )
     p.add_argument("--store-python", help="another venv's python for a Milvus Lite comparison")
     p.add_argument("--json", dest="json_out", help="write the report as JSON here")
     p.add_argument("--markdown", help="write the table as Markdown here")
@@ -50,6 +54,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.models:
         sizes.models = [m.strip() for m in args.models.split(",") if m.strip()]
     sizes.torch_threads = args.torch_threads
+    sizes.precision = args.precision
     sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
     report = run_bench(sizes, sections, log=lambda m: print(m, file=sys.stderr, flush=True),
                        store_python=args.store_python)

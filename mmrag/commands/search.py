@@ -12,6 +12,7 @@ from rich.table import Table
 from retrieval.components import build_components
 from retrieval.config import Settings
 from retrieval.errors import ConfigError
+from retrieval.follow_model import check_query_model, query_embedder
 from retrieval.imaging import decode_image
 from retrieval.search import Searcher, SearchRequest
 from retrieval.types import Hit
@@ -47,8 +48,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("-k must be in 1..16384 and --offset >= 0")
     components = build_components(settings)
     try:
-        searcher = Searcher(components.embedder, components.store)
-        searcher.check_model()
+        # a reindexed (moved) name is read with its new model; a plain one with the configured
+        searcher = Searcher(query_embedder(components), components.store)
+        check_query_model(searcher)
         request = SearchRequest(k=args.k, offset=args.offset)
         if args.image is not None:
             try:

@@ -1,5 +1,7 @@
 """The API follows the collection it reads: after a reindex moves the alias, it switches models.
 
+At startup the model is chosen by ``retrieval.follow_model``'s rule, shared with the CLI: a moved
+name is followed to its collection's recorded model, a plain collection keeps the configured one.
 The configured collection may be an alias (a server's, or a Lite pointer file's). Every
 ``FOLLOW_INTERVAL_S`` the service resolves it; when it names a collection built with another
 model, that model is loaded from the spec the collection records (off the model thread, while
@@ -11,19 +13,28 @@ the switch happens; the old collection must live a little longer (``mmrag reinde
 
 from __future__ import annotations
 
-import logging
 from contextvars import ContextVar
 from dataclasses import dataclass
 
 from retrieval.api.batching import LruCache, TextBatcher
 from retrieval.config import Settings
 from retrieval.embedders.base import Embedder
-from retrieval.errors import CollectionNotFoundError, MmragError
-from retrieval.model_spec import embedder_for_spec, same_spec
+from retrieval.follow_model import followed_embedder, read_target
+from retrieval.model_spec import embedder_for_spec
 from retrieval.stores.base import VectorStore
 from retrieval.stores.milvus import MilvusStore, Target
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "FOLLOW_INTERVAL_S",
+    "MOVE_RETRIES",
+    "MOVE_RETRY_S",
+    "QueryModel",
+    "current_query",
+    "embedder_for_spec",
+    "initial_embedder",
+    "read_target",
+    "repoint",
+]
 
 FOLLOW_INTERVAL_S = 2.0
 MOVE_RETRIES = 3  # a search of the configured name that finds no collection is retried...
@@ -43,16 +54,6 @@ class QueryModel:
 current_query: ContextVar[QueryModel | None] = ContextVar("mmrag_query_model", default=None)
 
 
-def read_target(store: VectorStore) -> Target | None:
-    """Where the configured name points now (blocking); None when it cannot tell."""
-    if not isinstance(store, MilvusStore):
-        return None
-    try:
-        return store.describe_target()
-    except CollectionNotFoundError:
-        return None
-
-
 def repoint(store: VectorStore) -> None:
     """Let the default store read where the name points now (after the query model switched)."""
     if isinstance(store, MilvusStore):
@@ -60,14 +61,11 @@ def repoint(store: VectorStore) -> None:
 
 
 def initial_embedder(settings: Settings, target: Target | None) -> Embedder | None:
-    """The model a collection records when the settings name another one (None: use settings')."""
-    if target is None or target.spec is None or same_spec(settings, target.spec):
-        return None
-    try:
-        return embedder_for_spec(settings, target.spec, target.model_id)
-    except MmragError as exc:
-        log.warning(
-            "collection %s records model %s but it cannot be loaded (%s); using %s",
-            target.collection, target.model_id, exc, settings.model,
-        )
-        return None
+    """The model to start with, by ``retrieval.follow_model``'s rule (None: the settings' model).
+
+    Only a moved name (an alias or Lite pointer naming another collection) whose collection
+    records another model is followed; a plain collection keeps the configured model (and its
+    searches get the model check's 409). A recorded model that cannot be loaded raises a
+    ``ModelMismatchError`` unless the configured model is the same one.
+    """
+    return followed_embedder(settings, target)

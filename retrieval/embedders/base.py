@@ -27,6 +27,7 @@ class Embedder(ABC):
     model_id: str
     dim: int
     batch_size: int = 32
+    decode_min_side: int | None = None  # short side image decoders may shrink JPEGs to (draft)
 
     @abstractmethod
     def embed_batch(self, batch: Sequence[Any], modality: Modality) -> np.ndarray:

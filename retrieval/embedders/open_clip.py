@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 
 from retrieval.config import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from retrieval.embedders.base import Embedder
+from retrieval.embedders.precision import input_dtype, resolve_precision
 from retrieval.embedders.preprocess import PreprocessConfig, preprocess_image
 from retrieval.embedders.text_trim import text_encoder
 from retrieval.errors import ConfigError, EmbeddingError, ModelNotFoundError
@@ -32,7 +33,7 @@ _LOAD_ERRORS = (
 
 
 class OpenClipEmbedder(Embedder):
-    """Embeds texts and images with an open_clip model in eval mode, fp32 out."""
+    """Embeds texts and images with an open_clip model in eval mode; fp32 unit vectors out."""
 
     def __init__(
         self,
@@ -43,6 +44,7 @@ class OpenClipEmbedder(Embedder):
         batch_size: int = 32,
         torch_threads: int = 0,
         *,
+        precision: str = "auto",
         reducing_gap: float | None = 3.0,
         trim_text: bool = True,
     ) -> None:
@@ -57,14 +59,19 @@ class OpenClipEmbedder(Embedder):
         self.model_name = model_name
         self.batch_size = batch_size
         self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.input_dtype = input_dtype(self.precision)
         checkpoint_path = _check_checkpoint(checkpoint)
         _check_name_and_tag(model_name, None if checkpoint_path is not None else pretrained)
         self.model_id = _model_id(model_name, pretrained, checkpoint_path)
-        self.model = _create_model(model_name, pretrained, checkpoint_path, self.device)
+        self.model = _create_model(
+            model_name, pretrained, checkpoint_path, self.device, self.precision
+        )
         self.tokenizer = open_clip.get_tokenizer(model_name)
         self._encode_text = text_encoder(self.model, trim=trim_text)  # exact; see text_trim.py
         cfg = getattr(self.model.visual, "preprocess_cfg", {})
         self.preprocess_config = PreprocessConfig.from_open_clip(cfg, reducing_gap=reducing_gap)
+        self.decode_min_side = self.preprocess_config.draft_min_side
         self._lock = threading.Lock()
         self.dim = self._output_dim()
 
@@ -86,13 +93,15 @@ class OpenClipEmbedder(Embedder):
                 f"{self.model_id} expects prepared images of shape "
                 f"{self.preprocess_config.input_shape}, got {stacked.shape[1:]}"
             )
-        return self._run(self.model.encode_image, torch.from_numpy(stacked))
+        return self._run(self.model.encode_image, torch.from_numpy(stacked), self.input_dtype)
 
-    def _run(self, encode: Any, inputs: torch.Tensor) -> np.ndarray:
+    def _run(
+        self, encode: Any, inputs: torch.Tensor, dtype: torch.dtype | None = None
+    ) -> np.ndarray:
         """Run one encoder call under inference mode on the model's device."""
         try:
             with self._lock, torch.inference_mode():
-                features = encode(inputs.to(self.device, non_blocking=True))
+                features = encode(inputs.to(self.device, dtype=dtype, non_blocking=True))
                 return features.float().cpu().numpy()
         except RuntimeError as exc:  # includes torch.OutOfMemoryError
             raise EmbeddingError(f"{self.model_id} failed on a batch: {exc}") from exc
@@ -105,7 +114,10 @@ class OpenClipEmbedder(Embedder):
         return int(self._run(self.model.encode_text, self.tokenizer([""])).shape[1])
 
     def __repr__(self) -> str:
-        return f"OpenClipEmbedder({self.model_id!r}, device={self.device!r}, dim={self.dim})"
+        return (
+            f"OpenClipEmbedder({self.model_id!r}, device={self.device!r}, "
+            f"precision={self.precision!r}, dim={self.dim})"
+        )
 
 
 def resolve_device(device: str) -> str:
@@ -177,13 +189,13 @@ def _check_name_and_tag(model_name: str, pretrained: str | None) -> None:
 
 
 def _create_model(
-    model_name: str, pretrained: str | None, checkpoint: Path | None, device: str
+    model_name: str, pretrained: str | None, checkpoint: Path | None, device: str, precision: str
 ) -> torch.nn.Module:
     """Create the model through open_clip (its own checkpoint loading), in eval mode."""
     source = str(checkpoint) if checkpoint is not None else pretrained
     try:
         model = open_clip.create_model(
-            model_name, pretrained=source, device=device, precision="fp32"
+            model_name, pretrained=source, device=device, precision=precision
         )
     except _LOAD_ERRORS as exc:
         raise _load_error(model_name, pretrained, checkpoint, exc) from exc

@@ -24,6 +24,7 @@ from retrieval.errors import ConfigError, EmbeddingError
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 RESIZE_MODES = ("shortest", "longest", "squash")
+DRAFT_MARGIN = 3.0  # a JPEG is decoded no smaller than 3x the model's input side
 _RESAMPLE = {
     "bicubic": Image.Resampling.BICUBIC,
     "bilinear": Image.Resampling.BILINEAR,
@@ -67,6 +68,13 @@ class PreprocessConfig:
             fill_color=int(cfg.get("fill_color") or 0),
             reducing_gap=reducing_gap,
         )
+
+    @property
+    def draft_min_side(self) -> int | None:
+        """Short side JPEGs may be decoded down to (imaging.py); None in exact mode."""
+        if self.reducing_gap is None:  # exact mode decodes every pixel, as open_clip does
+            return None
+        return int(max(self.size) * DRAFT_MARGIN)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

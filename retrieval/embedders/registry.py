@@ -122,6 +122,7 @@ def create_embedder_from_settings(settings: Settings) -> Embedder:
         device=settings.device,
         batch_size=settings.batch_size,
         torch_threads=settings.torch_threads,
+        precision=settings.precision,
     )
 
 

@@ -177,19 +177,21 @@ def test_checkpoint_round_trip(tiny_embedder: OpenClipEmbedder, tmp_path: Path) 
     images = [make_test_image(i, 120, 90) for i in range(3)]
     texts = ["a photo", "a drawing"]
     saved = save_checkpoint(tiny_embedder.model, tmp_path / "again.safetensors")
-    reloaded = create_embedder(TINY_MODEL_NAME, checkpoint=saved, device="cpu")
+    reloaded = create_embedder(TINY_MODEL_NAME, checkpoint=saved, device="cpu", precision="fp32")
     assert np.array_equal(reloaded.embed_images(images), tiny_embedder.embed_images(images))
     assert np.array_equal(reloaded.embed_texts(texts), tiny_embedder.embed_texts(texts))
 
     torch.save(tiny_embedder.model.state_dict(), tmp_path / "again.pt")
-    from_pt = create_embedder(TINY_MODEL_NAME, checkpoint=tmp_path / "again.pt", device="cpu")
+    from_pt = create_embedder(
+        TINY_MODEL_NAME, checkpoint=tmp_path / "again.pt", device="cpu", precision="fp32"
+    )
     assert np.array_equal(from_pt.embed_images(images), tiny_embedder.embed_images(images))
     assert from_pt.model_id != reloaded.model_id  # ids hash the file bytes
 
 
 def test_fp16_checkpoint_loads_as_fp32(tiny_embedder: Embedder, tmp_path: Path) -> None:
     path = save_checkpoint(build_tiny_model(), tmp_path / "half.safetensors", half=True)
-    half = create_embedder(TINY_MODEL_NAME, checkpoint=path, device="cpu")
+    half = create_embedder(TINY_MODEL_NAME, checkpoint=path, device="cpu", precision="fp32")
     assert isinstance(half, OpenClipEmbedder)
     assert all(p.dtype == torch.float32 for p in half.model.parameters())
     images = [make_test_image(i, 80, 80) for i in range(3)]

@@ -172,7 +172,8 @@ async def search_image(request: Request, service: ServiceDep) -> SearchResponse:
             "send multipart/form-data with a 'file' part, or application/json with a 'url'",
             type="unsupported_media_type",
         )
-    rgb = await service.run_io(decode_query_image, data, settings.max_image_pixels)
+    min_side = (await service.embedder()).decode_min_side
+    rgb = await service.run_io(decode_query_image, data, settings.max_image_pixels, min_side)
     vector = await service.embed_image(rgb)
     hits = await service.search(vector, options.collection, params)
     return _response(request, service, options, hits, started)
