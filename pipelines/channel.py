@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from pipelines.errors import Cancelled, PipelineError
@@ -67,6 +68,23 @@ class RunControl:
         self.cancelled = True
         for channel in self.channels:
             channel.wake()
+
+    def guard(self, body: Callable[[], None], what: str) -> None:
+        """Run one thread's ``body``: cancellation ends it quietly; a failure fails the run.
+
+        The consumer re-raises the run's first error: a ``PipelineError`` as it is, anything
+        else wrapped in one that says ``<what> stopped``.
+        """
+        try:
+            body()
+        except Cancelled:
+            pass
+        except PipelineError as exc:
+            self.fail(exc)
+        except BaseException as exc:  # noqa: BLE001 - wrapped and re-raised on the consumer side
+            err = PipelineError(f"{what} stopped: {type(exc).__name__}: {exc}")
+            err.__cause__ = exc
+            self.fail(err)
 
 
 class Channel:

@@ -92,6 +92,10 @@ class Stage:
         self.head: Head | None = None
         self.held: Head | None = None
         self.threads: list[threading.Thread] = []
+        self.setup()
+
+    def setup(self) -> None:
+        """Set up per-kind state at the end of ``__init__`` (override; may add worker threads)."""
 
     def error(
         self, exc: BaseException, args: tuple[Any, ...], batch: bool = False
@@ -104,15 +108,7 @@ class Stage:
     def run(self) -> None:
         """Thread body: process messages until end of stream, cancellation or failure."""
         try:
-            self.loop()
-        except Cancelled:
-            pass
-        except PipelineError as exc:
-            self.ctl.fail(exc)
-        except BaseException as exc:  # noqa: BLE001 - wrapped and re-raised on the consumer side
-            err = PipelineError(f"{self.plan.label} stopped: {type(exc).__name__}: {exc}")
-            err.__cause__ = exc
-            self.ctl.fail(err)
+            self.ctl.guard(self.loop, self.plan.label)
         finally:
             self.cleanup()
 

@@ -3,15 +3,18 @@
 Incoming messages become *entries* in one ordered deque. Entries holding items (rows, or heads
 for once-per-frame nodes) are grouped into jobs: a batch of ``batch_size`` items (one operator
 call with one list per input column), or, without batching, a slice of a row chunk. Jobs run
-inline or on a worker pool; entries leave the deque strictly in order once their job is done,
-so output order equals input order whatever the workers do.
+inline or on a :class:`WorkerPool`; entries leave the deque strictly in order once their job is
+done, so output order equals input order whatever the workers do.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import functools
+import queue
+import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from types import GeneratorType
@@ -20,10 +23,52 @@ from typing import Any
 from pipelines.channel import END, MAX_MESSAGES, Channel, Head, Message, Row, RunControl
 from pipelines.errors import Cancelled
 from pipelines.nodes import Stage, assign, from_generator, item_args, pass_through
-from pipelines.plan import StagePlan
-from pipelines.workers import WorkerPool
 
 POLL_S = 0.1
+Job = Callable[[], Any]
+
+
+class WorkerPool:
+    """N daemon threads running jobs; each finished job kicks the owning stage's input channel."""
+
+    def __init__(self, size: int, name: str, ctl: RunControl, notify: Channel) -> None:
+        self._ctl = ctl
+        self._notify = notify
+        self._tasks: queue.SimpleQueue[tuple[Future[Any], Job] | None] = queue.SimpleQueue()
+        self.threads = [
+            threading.Thread(target=self._work, name=f"{name}-w{i}", daemon=True)
+            for i in range(size)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, job: Job) -> Future[Any]:
+        """Queue a job; its result (or exception) lands in the returned future."""
+        future: Future[Any] = Future()
+        self._tasks.put((future, job))
+        return future
+
+    def shutdown(self) -> None:
+        """Let every worker exit once the queued jobs are done (or skipped, if cancelled)."""
+        for _ in self.threads:
+            self._tasks.put(None)
+
+    def _work(self) -> None:
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            future, job = task
+            if self._ctl.cancelled or not future.set_running_or_notify_cancel():
+                future.cancel()
+                continue
+            try:
+                result = job()
+            except BaseException as exc:  # noqa: BLE001 - handed to the stage thread, re-raised there
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+            self._notify.kick()
 
 
 @dataclass(slots=True)
@@ -41,24 +86,15 @@ class _Entry:
 class PooledStage(Stage):
     """A map or flat_map node configured with ``batch_size`` and/or ``workers``."""
 
-    def __init__(
-        self,
-        plan: StagePlan,
-        ctl: RunControl,
-        inq: Channel,
-        outq: Channel,
-        row_width: int,
-        name: str = "mmrag-pipe",
-    ) -> None:
-        super().__init__(plan, ctl, inq, outq, row_width, name)
-        config = plan.spec.config
-        self.flat = plan.spec.kind == "flat_map"
-        self.per_head = plan.level == "head"
+    def setup(self) -> None:
+        config = self.plan.spec.config
+        self.flat = self.plan.spec.kind == "flat_map"
+        self.per_head = self.plan.level == "head"
         self.batch = config.batch_size
         self.workers = config.workers
         self.pool: WorkerPool | None = None
         if self.workers > 1:
-            self.pool = WorkerPool(self.workers, name, ctl, inq)
+            self.pool = WorkerPool(self.workers, self.name, self.ctl, self.inq)
             self.threads.extend(self.pool.threads)
         self.pending: deque[_Entry] = deque()
         self.queued: list[_Entry] = []

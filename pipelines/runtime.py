@@ -1,14 +1,20 @@
-"""One execution of a compiled plan: threads, the input feed and the lazy result queue."""
+"""One execution of a compiled plan: threads, the input feed and the lazy result queue.
+
+Stage loops run on reusable daemon threads (:data:`RUNNERS`): starting a thread per stage per
+call is slow.
+"""
 
 from __future__ import annotations
 
+import functools
 import itertools
+import queue
 import sys
 import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 from typing import Any
 
@@ -18,10 +24,59 @@ from pipelines.nodes import STAGES, Stage
 from pipelines.plan import Plan, StagePlan
 from pipelines.pooled import PooledStage
 from pipelines.schema import DEFAULT_QUEUE_SIZE
-from pipelines.threads import RUNNERS
 
 _RUN_IDS = itertools.count()
 THREAD_PREFIX = "mmrag-pipe"
+IDLE_NAME = f"{THREAD_PREFIX}-idle"
+IDLE_TIMEOUT_S = 30.0
+
+Task = tuple[Callable[[], None], str, threading.Event]
+
+
+class Runners:
+    """An unbounded pool: a task runs on an idle thread, or a new one; idle threads time out."""
+
+    def __init__(self, idle_timeout: float = IDLE_TIMEOUT_S) -> None:
+        self._tasks: queue.SimpleQueue[Task] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._timeout = idle_timeout
+
+    def start(self, fn: Callable[[], None], name: str) -> threading.Event:
+        """Run ``fn`` on a thread named ``name``; the returned event is set when it returns."""
+        done = threading.Event()
+        with self._lock:
+            self._tasks.put((fn, name, done))
+            if self._idle:
+                self._idle -= 1
+                return done
+        threading.Thread(target=self._loop, name=IDLE_NAME, daemon=True).start()
+        return done
+
+    def _loop(self) -> None:
+        me = threading.current_thread()
+        while True:
+            try:
+                fn, name, done = self._tasks.get(timeout=self._timeout)
+            except queue.Empty:
+                with self._lock:
+                    if not self._tasks.empty():
+                        continue
+                    self._idle -= 1
+                    return
+            me.name = name
+            try:
+                fn()
+            except BaseException:  # noqa: BLE001 - tasks report their own errors; keep the runner
+                pass
+            finally:
+                me.name = IDLE_NAME
+                done.set()
+                with self._lock:
+                    self._idle += 1
+
+
+RUNNERS = Runners()
 
 
 def head_values(plan: Plan, values: Any, single: bool) -> list[Any]:
@@ -73,37 +128,29 @@ class Run:
 
     def feed_iter(self, inputs: Iterable[Any]) -> None:
         """Input frames from an iterable on a feeder thread (lazily, with backpressure)."""
-        iterator = iter(inputs)
-        self.done.append(RUNNERS.start(lambda: self._feed(iterator), f"{self.name}-feed"))
+        feed = functools.partial(self._feed, iter(inputs))
+        task = functools.partial(self.ctl.guard, feed, "input feeder")
+        self.done.append(RUNNERS.start(task, f"{self.name}-feed"))
 
     def _feed(self, inputs: Iterator[Any]) -> None:
         first = self.channels[0]
         out = Emitter(first)
         fid = 0
-        try:
-            while True:
-                try:
-                    item = next(inputs)
-                except StopIteration:
-                    break
-                except Exception as exc:  # the caller's iterator failed: wrapped for the consumer
-                    msg = f"input iterator raised {type(exc).__name__}: {exc}"
-                    raise PipelineError(msg) from exc
-                out.head(Head(fid, head_values(self.plan, item, single=True)))
-                out.end()
-                fid += 1
-                if first.hungry:
-                    out.flush()
-            out.flush()
-            first.close()
-        except Cancelled:
-            pass
-        except PipelineError as exc:
-            self.ctl.fail(exc)
-        except BaseException as exc:  # noqa: BLE001 - wrapped and re-raised on the consumer side
-            err = PipelineError(f"input feeder stopped: {type(exc).__name__}: {exc}")
-            err.__cause__ = exc
-            self.ctl.fail(err)
+        while True:
+            try:
+                item = next(inputs)
+            except StopIteration:
+                break
+            except Exception as exc:  # the caller's iterator failed: wrapped for the consumer
+                msg = f"input iterator raised {type(exc).__name__}: {exc}"
+                raise PipelineError(msg) from exc
+            out.head(Head(fid, head_values(self.plan, item, single=True)))
+            out.end()
+            fid += 1
+            if first.hungry:
+                out.flush()
+        out.flush()
+        first.close()
 
     def fetch(self) -> list[Message] | None:
         """Next messages for the consumer; ``None`` at the end; raises the run's error."""

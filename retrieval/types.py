@@ -54,3 +54,10 @@ class CollectionInfo:
     model_id: str
     index_type: str
     metric: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as the API names them: name, count, model, dimension, index, metric."""
+        return {
+            "name": self.name, "count": self.count, "model": self.model_id,
+            "dimension": self.dim, "index": self.index_type, "metric": self.metric,
+        }

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Literal
 
+from retrieval.answerers.context import (
+    Citation,
+    ContextBudget,
+    ContextItem,
+    build_context,
+    citation_for,
+    citations_for,
+)
 from retrieval.types import Hit
 
 Role = Literal["system", "user", "assistant"]
@@ -27,31 +36,6 @@ class GenerationOptions:
 
     temperature: float | None = None
     max_tokens: int | None = None
-
-
-@dataclass(frozen=True)
-class Citation:
-    """One retrieved item an answer cites, numbered as in the prompt."""
-
-    n: int
-    id: str
-    score: float
-    caption: str
-    image_url: str
-    source: str = ""
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "n": self.n,
-            "id": self.id,
-            "score": round(float(self.score), 6),
-            "caption": self.caption,
-            "image_url": self.image_url,
-            "source": self.source,
-            "metadata": dict(self.metadata),
-        }
 
 
 @dataclass(frozen=True)
@@ -82,18 +66,98 @@ class FinalEvent:
 AnswerEvent = TokenEvent | FinalEvent
 
 
+@dataclass(frozen=True)
+class Prompt:
+    """One request as a backend sees it: the conversation, the numbered context, the options."""
+
+    messages: Sequence[ChatMessage]
+    items: Sequence[ContextItem]
+    options: GenerationOptions | None = None
+
+
+class Response:
+    """One answer being written: its text so far, the model that writes it, its token usage.
+
+    A backend's ``execute`` may set ``model`` (what the server says answered) and ``usage``.
+    """
+
+    def __init__(self, prompt: Prompt, model: str) -> None:
+        self.prompt = prompt
+        self.model = model
+        self.usage: Mapping[str, int] | None = None
+        self.pieces: list[str] = []
+
+    def add(self, piece: str) -> TokenEvent:
+        """Record a piece of the text; the event that carries it."""
+        self.pieces.append(piece)
+        return TokenEvent(piece)
+
+    def answer(self, extractive: bool) -> Answer:
+        """The finished answer, citing the items its text cites (all when it cites none).
+
+        An extractive answer lists every item, so it cites every item.
+        """
+        text, items = "".join(self.pieces), self.prompt.items
+        return Answer(
+            text=text,
+            citations=(
+                tuple(citation_for(item) for item in items)
+                if extractive
+                else citations_for(text, items)
+            ),
+            model=self.model,
+            extractive=extractive,
+            usage=self.usage,
+        )
+
+
 class Answerer(ABC):
     """Writes an answer to the latest user turn from numbered retrieved items.
 
-    ``hits`` come ranked best first; the answerer budgets them into numbered context items
-    (``retrieval.answerers.context``) and cites those numbers. ``stream`` yields
-    ``TokenEvent``s and then exactly one ``FinalEvent``. The async methods default to running
-    the sync ones in a worker thread; network backends override them with async clients.
+    A backend implements one method, ``execute``: the answer text for a ``Prompt``, in pieces.
+    The base class does the rest: it budgets ``hits`` (ranked best first) into numbered context
+    items (``retrieval.answerers.context``), and turns the pieces into one ``Answer``
+    (``answer``) or into ``TokenEvent``s then exactly one ``FinalEvent`` (``stream``), citing
+    the numbers the text cites. The async methods run ``execute`` in a worker thread; a backend
+    with an async client overrides ``aexecute`` instead.
     """
 
     name: str
+    model: str
+    extractive: bool = False
+
+    def __init__(self, budget: ContextBudget | None = None) -> None:
+        self.budget = budget or ContextBudget()
 
     @abstractmethod
+    def execute(self, prompt: Prompt, stream: bool, response: Response) -> Iterable[str]:
+        """The answer text in pieces: a list when it is there at once, an iterator when it streams.
+
+        ``stream`` is false when the caller wants the whole text at once (one piece will do).
+        """
+
+    async def aexecute(
+        self, prompt: Prompt, stream: bool, response: Response
+    ) -> AsyncGenerator[str, None]:
+        """``execute`` without blocking the event loop (each step runs in a worker thread)."""
+        pieces = await asyncio.to_thread(self.execute, prompt, stream, response)
+        if isinstance(pieces, list | tuple):
+            for piece in pieces:
+                yield piece
+            return
+        iterator = iter(pieces)
+        while (piece := await asyncio.to_thread(next, iterator, None)) is not None:
+            yield piece
+
+    def respond(
+        self,
+        messages: Sequence[ChatMessage],
+        hits: Sequence[Hit],
+        options: GenerationOptions | None,
+    ) -> Response:
+        """An empty response to the prompt made of ``messages`` and the budgeted ``hits``."""
+        return Response(Prompt(messages, build_context(hits, self.budget), options), self.model)
+
     def answer(
         self,
         messages: Sequence[ChatMessage],
@@ -101,8 +165,11 @@ class Answerer(ABC):
         options: GenerationOptions | None = None,
     ) -> Answer:
         """The whole answer at once."""
+        response = self.respond(messages, hits, options)
+        for piece in self.execute(response.prompt, False, response):
+            response.add(piece)
+        return response.answer(self.extractive)
 
-    @abstractmethod
     def stream(
         self,
         messages: Sequence[ChatMessage],
@@ -110,6 +177,11 @@ class Answerer(ABC):
         options: GenerationOptions | None = None,
     ) -> Iterator[AnswerEvent]:
         """Token deltas, then a final event carrying the answer and its citations."""
+        response = self.respond(messages, hits, options)
+        for piece in self.execute(response.prompt, True, response):
+            if piece:
+                yield response.add(piece)
+        yield FinalEvent(response.answer(self.extractive))
 
     async def aanswer(
         self,
@@ -118,7 +190,10 @@ class Answerer(ABC):
         options: GenerationOptions | None = None,
     ) -> Answer:
         """``answer`` without blocking the event loop."""
-        return await asyncio.to_thread(self.answer, messages, hits, options)
+        response = self.respond(messages, hits, options)
+        async for piece in self.aexecute(response.prompt, False, response):
+            response.add(piece)
+        return response.answer(self.extractive)
 
     async def astream(
         self,
@@ -126,15 +201,13 @@ class Answerer(ABC):
         hits: Sequence[Hit],
         options: GenerationOptions | None = None,
     ) -> AsyncIterator[AnswerEvent]:
-        """``stream`` without blocking the event loop (each step runs in a worker thread)."""
-        iterator = self.stream(messages, hits, options)
-        sentinel = object()
-        while True:
-            event = await asyncio.to_thread(next, iterator, sentinel)
-            if event is sentinel:
-                return
-            assert isinstance(event, TokenEvent | FinalEvent)
-            yield event
+        """``stream`` without blocking the event loop."""
+        response = self.respond(messages, hits, options)
+        async with aclosing(self.aexecute(response.prompt, True, response)) as pieces:
+            async for piece in pieces:  # closed at once when the caller stops early
+                if piece:
+                    yield response.add(piece)
+        yield FinalEvent(response.answer(self.extractive))
 
     def close(self) -> None:  # noqa: B027 - optional hook, most answerers hold nothing
         """Release clients and connections."""

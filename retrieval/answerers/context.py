@@ -18,7 +18,6 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from retrieval.answerers.base import Citation
 from retrieval.types import Hit
 
 ELLIPSIS = "…"
@@ -27,6 +26,31 @@ MAX_SOURCE_CHARS = 200
 _CITE = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 # Characters that could open or close markup in the prompt; JSON-escaped as \u003c etc.
 _FENCE_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
+
+
+@dataclass(frozen=True)
+class Citation:
+    """One retrieved item an answer cites, numbered as in the prompt."""
+
+    n: int
+    id: str
+    score: float
+    caption: str
+    image_url: str
+    source: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "n": self.n,
+            "id": self.id,
+            "score": round(float(self.score), 6),
+            "caption": self.caption,
+            "image_url": self.image_url,
+            "source": self.source,
+            "metadata": dict(self.metadata),
+        }
 
 
 @dataclass(frozen=True)

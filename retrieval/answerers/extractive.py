@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from retrieval.answerers.base import (
-    Answer,
-    Answerer,
-    AnswerEvent,
-    ChatMessage,
-    FinalEvent,
-    GenerationOptions,
-    TokenEvent,
-    latest_user_text,
-)
-from retrieval.answerers.context import (
-    ContextBudget,
-    ContextItem,
-    build_context,
-    citation_for,
-    shorten,
-    source_name,
-)
-from retrieval.types import Hit
+from retrieval.answerers.base import Answerer, Prompt, Response, latest_user_text
+from retrieval.answerers.context import ContextItem, shorten, source_name
 
 EXTRACTIVE_MODEL = "mmrag-extractive"
 NOTICE = "Extractive answer: no language model wrote this; it lists the retrieved items."
@@ -38,49 +20,13 @@ class ExtractiveAnswerer(Answerer):
     """Answers with the retrieved items themselves: rank, caption, score, source and metadata."""
 
     name = "extractive"
+    model = EXTRACTIVE_MODEL
+    extractive = True
 
-    def __init__(self, budget: ContextBudget | None = None) -> None:
-        self.budget = budget or ContextBudget()
-
-    def answer(
-        self,
-        messages: Sequence[ChatMessage],
-        hits: Sequence[Hit],
-        options: GenerationOptions | None = None,
-    ) -> Answer:
-        """The item list as text, citing every listed item."""
-        items = build_context(hits, self.budget)
-        text = render(latest_user_text(messages), items)
-        citations = tuple(citation_for(item) for item in items)
-        return Answer(text=text, citations=citations, model=EXTRACTIVE_MODEL, extractive=True)
-
-    def stream(
-        self,
-        messages: Sequence[ChatMessage],
-        hits: Sequence[Hit],
-        options: GenerationOptions | None = None,
-    ) -> Iterator[AnswerEvent]:
-        """The same text, word by word, then the final event."""
-        answer = self.answer(messages, hits, options)
-        yield from _events(answer)
-
-    async def astream(
-        self,
-        messages: Sequence[ChatMessage],
-        hits: Sequence[Hit],
-        options: GenerationOptions | None = None,
-    ) -> AsyncIterator[AnswerEvent]:
-        """The same events; the text is built once in a worker thread."""
-        answer = await asyncio.to_thread(self.answer, messages, hits, options)
-        for event in _events(answer):
-            yield event
-
-
-def _events(answer: Answer) -> Iterator[AnswerEvent]:
-    """The answer's text word by word, then the final event."""
-    for piece in _PIECES.findall(answer.text):
-        yield TokenEvent(piece)
-    yield FinalEvent(answer)
+    def execute(self, prompt: Prompt, stream: bool, response: Response) -> list[str]:
+        """The item list as text (word by word when streaming); it cites every listed item."""
+        text = render(latest_user_text(prompt.messages), prompt.items)
+        return _PIECES.findall(text) if stream else [text]
 
 
 def render(question: str, items: Sequence[ContextItem]) -> str:

@@ -16,22 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
 import openai
 
-from retrieval.answerers.base import (
-    Answer,
-    Answerer,
-    AnswerEvent,
-    ChatMessage,
-    FinalEvent,
-    GenerationOptions,
-    TokenEvent,
-)
-from retrieval.answerers.context import ContextBudget, ContextItem, build_context, citations_for
+from retrieval.answerers.base import Answerer, GenerationOptions, Prompt, Response
+from retrieval.answerers.context import ContextBudget, ContextItem
 from retrieval.answerers.images import DEFAULT_MAX_PX, ImageLoader, image_data_uri
 from retrieval.answerers.prompt import build_messages
 from retrieval.errors import (
@@ -40,7 +32,6 @@ from retrieval.errors import (
     LLMModelNotFoundError,
     LLMUnavailableError,
 )
-from retrieval.types import Hit
 
 Vision = Literal["auto", "on", "off"]
 NO_KEY = "no-key"  # local servers (Ollama, llama.cpp, vLLM without --api-key) ignore it
@@ -87,13 +78,13 @@ class OpenAICompatibleAnswerer(Answerer):
         image_px: int = DEFAULT_MAX_PX,
         max_pixels: int = 50_000_000,
     ) -> None:
+        super().__init__(budget)
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key = api_key or NO_KEY
         self.vision = vision_enabled(vision, model)
         self.timeout_s = timeout_s
         self.max_retries = max_retries
-        self.budget = budget or ContextBudget()
         self.load_image = load_image
         self.max_images = max_images
         self.image_px = image_px
@@ -103,12 +94,9 @@ class OpenAICompatibleAnswerer(Answerer):
 
     # ----- prompt ---------------------------------------------------------------------------
 
-    def prepare(
-        self, messages: Sequence[ChatMessage], hits: Sequence[Hit]
-    ) -> tuple[list[ContextItem], list[dict[str, Any]]]:
-        """The budgeted items and the chat messages to send (loads images: blocking)."""
-        items = build_context(hits, self.budget)
-        return items, build_messages(messages, items, self.images(items))
+    def chat_messages(self, prompt: Prompt) -> list[dict[str, Any]]:
+        """The chat messages to send (loads images: blocking)."""
+        return build_messages(prompt.messages, prompt.items, self.images(prompt.items))
 
     def images(self, items: Sequence[ContextItem]) -> dict[int, str]:
         """Data URIs of the top items' images, by item number (empty when vision is off)."""
@@ -124,7 +112,7 @@ class OpenAICompatibleAnswerer(Answerer):
         return out
 
     def request(
-        self, payload: list[dict[str, Any]], options: GenerationOptions | None
+        self, payload: list[dict[str, Any]], options: GenerationOptions | None, stream: bool
     ) -> dict[str, Any]:
         """Keyword arguments of ``chat.completions.create``."""
         kwargs: dict[str, Any] = {"model": self.model, "messages": payload}
@@ -132,28 +120,30 @@ class OpenAICompatibleAnswerer(Answerer):
             kwargs["temperature"] = options.temperature
         if options is not None and options.max_tokens is not None:
             kwargs["max_tokens"] = options.max_tokens
+        if stream:
+            kwargs["stream"] = True
         return kwargs
 
     # ----- clients --------------------------------------------------------------------------
+
+    def _sdk_options(self) -> dict[str, Any]:
+        return {
+            "base_url": self.base_url, "api_key": self.api_key,
+            "timeout": self.timeout_s, "max_retries": self.max_retries,
+        }
 
     @property
     def client(self) -> openai.OpenAI:
         """The sync SDK client (created on first use)."""
         if self._client is None:
-            self._client = openai.OpenAI(
-                base_url=self.base_url, api_key=self.api_key,
-                timeout=self.timeout_s, max_retries=self.max_retries,
-            )
+            self._client = openai.OpenAI(**self._sdk_options())
         return self._client
 
     @property
     def aclient(self) -> openai.AsyncOpenAI:
         """The async SDK client (created on first use, in the serving event loop)."""
         if self._aclient is None:
-            self._aclient = openai.AsyncOpenAI(
-                base_url=self.base_url, api_key=self.api_key,
-                timeout=self.timeout_s, max_retries=self.max_retries,
-            )
+            self._aclient = openai.AsyncOpenAI(**self._sdk_options())
         return self._aclient
 
     def close(self) -> None:
@@ -169,109 +159,61 @@ class OpenAICompatibleAnswerer(Answerer):
             await self._aclient.close()
             self._aclient = None
 
-    # ----- sync -----------------------------------------------------------------------------
+    # ----- completions ----------------------------------------------------------------------
 
-    def answer(
-        self,
-        messages: Sequence[ChatMessage],
-        hits: Sequence[Hit],
-        options: GenerationOptions | None = None,
-    ) -> Answer:
-        """One non-streaming completion."""
-        items, payload = self.prepare(messages, hits)
+    def execute(self, prompt: Prompt, stream: bool, response: Response) -> Iterator[str]:
+        """One chat completion: its whole text, or its deltas as they stream."""
+        request = self.request(self.chat_messages(prompt), prompt.options, stream)
         with self.mapped_errors():
-            response = self.client.chat.completions.create(**self.request(payload, options))
-        return self._answer_from(response, items)
-
-    def stream(
-        self,
-        messages: Sequence[ChatMessage],
-        hits: Sequence[Hit],
-        options: GenerationOptions | None = None,
-    ) -> Iterator[AnswerEvent]:
-        """A streaming completion: token deltas, then the final answer."""
-        items, payload = self.prepare(messages, hits)
-        pieces: list[str] = []
-        model = self.model
-        with self.mapped_errors():
-            chunks = self.client.chat.completions.create(
-                **self.request(payload, options), stream=True
-            )
+            result: Any = self.client.chat.completions.create(**request)
+            if not stream:
+                yield self._text(result, response)
+                return
             try:
-                for chunk in chunks:
-                    model = chunk.model or model
-                    delta = _delta(chunk)
-                    if delta:
-                        pieces.append(delta)
-                        yield TokenEvent(delta)
+                for chunk in result:
+                    yield self._delta(chunk, response)
             finally:
-                chunks.close()
-        yield FinalEvent(self._final("".join(pieces), items, model, None))
+                result.close()
 
-    # ----- async ----------------------------------------------------------------------------
-
-    async def aanswer(
-        self,
-        messages: Sequence[ChatMessage],
-        hits: Sequence[Hit],
-        options: GenerationOptions | None = None,
-    ) -> Answer:
-        """One non-streaming completion on the async client."""
-        items, payload = await asyncio.to_thread(self.prepare, messages, hits)
+    async def aexecute(
+        self, prompt: Prompt, stream: bool, response: Response
+    ) -> AsyncGenerator[str, None]:
+        """``execute`` on the async client (images load in a worker thread)."""
+        payload = await asyncio.to_thread(self.chat_messages, prompt)
+        request = self.request(payload, prompt.options, stream)
         with self.mapped_errors():
-            response = await self.aclient.chat.completions.create(
-                **self.request(payload, options)
-            )
-        return self._answer_from(response, items)
-
-    async def astream(
-        self,
-        messages: Sequence[ChatMessage],
-        hits: Sequence[Hit],
-        options: GenerationOptions | None = None,
-    ) -> AsyncIterator[AnswerEvent]:
-        """A streaming completion on the async client."""
-        items, payload = await asyncio.to_thread(self.prepare, messages, hits)
-        pieces: list[str] = []
-        model = self.model
-        with self.mapped_errors():
-            chunks = await self.aclient.chat.completions.create(
-                **self.request(payload, options), stream=True
-            )
+            result: Any = await self.aclient.chat.completions.create(**request)
+            if not stream:
+                yield self._text(result, response)
+                return
             try:
-                async for chunk in chunks:
-                    model = chunk.model or model
-                    delta = _delta(chunk)
-                    if delta:
-                        pieces.append(delta)
-                        yield TokenEvent(delta)
+                async for chunk in result:
+                    yield self._delta(chunk, response)
             finally:
-                await chunks.close()
-        yield FinalEvent(self._final("".join(pieces), items, model, None))
+                await result.close()
 
     # ----- parsing and errors ---------------------------------------------------------------
 
-    def _answer_from(self, response: Any, items: Sequence[ContextItem]) -> Answer:
-        """Parse a ``chat.completion`` object."""
-        if not response.choices:
+    def _text(self, completion: Any, response: Response) -> str:
+        """The text of a ``chat.completion`` object (recording its model and usage)."""
+        if not completion.choices:
             raise LLMError(f"LLM endpoint {self.base_url} returned no choices for {self.model!r}")
-        text = response.choices[0].message.content or ""
-        usage = None
-        if response.usage is not None:
-            usage = {
-                "prompt_tokens": int(response.usage.prompt_tokens or 0),
-                "completion_tokens": int(response.usage.completion_tokens or 0),
-                "total_tokens": int(response.usage.total_tokens or 0),
+        response.model = completion.model or self.model
+        if completion.usage is not None:
+            response.usage = {
+                "prompt_tokens": int(completion.usage.prompt_tokens or 0),
+                "completion_tokens": int(completion.usage.completion_tokens or 0),
+                "total_tokens": int(completion.usage.total_tokens or 0),
             }
-        return self._final(text, items, response.model or self.model, usage)
+        return completion.choices[0].message.content or ""
 
-    def _final(
-        self, text: str, items: Sequence[ContextItem], model: str, usage: Mapping[str, int] | None
-    ) -> Answer:
-        return Answer(
-            text=text, citations=citations_for(text, items), model=model, extractive=False,
-            usage=usage,
-        )
+    @staticmethod
+    def _delta(chunk: Any, response: Response) -> str:
+        """The content delta of a ``chat.completion.chunk`` ('' for role-only or usage chunks)."""
+        response.model = chunk.model or response.model
+        if not chunk.choices:
+            return ""
+        return chunk.choices[0].delta.content or ""
 
     @contextmanager
     def mapped_errors(self) -> Iterator[None]:
@@ -303,13 +245,6 @@ class OpenAICompatibleAnswerer(Answerer):
             raise LLMError(f"{where} answered HTTP {exc.status_code}: {_message(exc)}") from exc
         except openai.APIError as exc:
             raise LLMError(f"{where} failed: {_message(exc)}") from exc
-
-
-def _delta(chunk: Any) -> str:
-    """The content delta of a ``chat.completion.chunk`` ('' for role-only or usage chunks)."""
-    if not chunk.choices:
-        return ""
-    return chunk.choices[0].delta.content or ""
 
 
 def _message(exc: openai.APIError) -> str:

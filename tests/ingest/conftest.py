@@ -10,21 +10,13 @@ import pytest
 from retrieval.components import Components, build_components
 from retrieval.config import Settings
 from retrieval.embedders.base import Embedder
+from tests.support.tiny_model import tiny_model_settings
 
 
 @pytest.fixture
 def settings(tmp_path: Path, tiny_model_files: tuple[Path, Path]) -> Settings:
     """Settings for collection 'ingest' in this test's own Lite file, with the tiny model."""
-    config, checkpoint = tiny_model_files
-    return Settings(
-        uri=str(tmp_path / "ingest.db"),
-        collection="ingest",
-        model=str(config),
-        pretrained=None,
-        checkpoint=checkpoint,
-        device="cpu",
-        batch_size=8,
-    )
+    return tiny_model_settings(tiny_model_files, tmp_path / "ingest.db", "ingest", batch_size=8)
 
 
 @pytest.fixture

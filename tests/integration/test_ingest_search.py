@@ -17,21 +17,13 @@ from retrieval.embedders.base import Embedder
 from retrieval.errors import ModelMismatchError
 from retrieval.imaging import decode_image
 from retrieval.search import Searcher, SearchRequest
+from tests.support.tiny_model import tiny_model_settings
 
 
 @pytest.fixture
 def settings(tmp_path: Path, tiny_model_files: tuple[Path, Path]) -> Settings:
     """Settings pointing at a fresh Milvus Lite file and the tiny model's files."""
-    config, checkpoint = tiny_model_files
-    return Settings(
-        uri=str(tmp_path / "slice.db"),
-        collection="slice",
-        model=str(config),
-        pretrained=None,
-        checkpoint=checkpoint,
-        device="cpu",
-        batch_size=4,
-    )
+    return tiny_model_settings(tiny_model_files, tmp_path / "slice.db", "slice", batch_size=4)
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ import open_clip
 import torch
 from safetensors.torch import save_file
 
+from retrieval.config import Settings
+
 TINY_MODEL_NAME = "mmrag-test-tiny"
 TINY_SEED = 1234
 # A 64-px ViT (16-px patches, 2 layers, width 64, 2 heads) and a 2-layer text tower of width 64;
@@ -52,3 +54,22 @@ def make_tiny_checkpoint(
     checkpoint_path = directory / f"{TINY_MODEL_NAME}-seed{seed}{suffix}.safetensors"
     save_checkpoint(build_tiny_model(seed), checkpoint_path, half=half)
     return config_path, checkpoint_path
+
+
+def tiny_model_settings(
+    files: tuple[Path, Path], db: Path, collection: str, **changes: Any
+) -> Settings:
+    """Settings for ``collection`` in the Milvus Lite file ``db``, with the tiny model on CPU.
+
+    ``files`` is ``(config JSON, checkpoint)`` as ``make_tiny_checkpoint`` returns them.
+    """
+    config, checkpoint = files
+    return Settings(
+        uri=str(db),
+        collection=collection,
+        model=str(config),
+        pretrained=None,
+        checkpoint=checkpoint,
+        device="cpu",
+        **changes,
+    )

@@ -37,15 +37,7 @@ async def list_collections(service: ServiceDep) -> CollectionsResponse:
         except (CollectionNotFoundError, StoreError):
             continue  # dropped meanwhile, or not created by mmrag
         out.append(
-            CollectionOut(
-                name=info.name,
-                count=info.count,
-                model=info.model_id,
-                dimension=info.dim,
-                index=info.index_type,
-                metric=info.metric,
-                default=info.name == service.settings.collection,
-            )
+            CollectionOut(**info.as_dict(), default=info.name == service.settings.collection)
         )
     return CollectionsResponse(collections=out)
 
@@ -64,13 +56,10 @@ async def stats(
     info = await service.info(collection)
     state, _ = service.model_state
     query_model = service.query_model_id if state == "ok" else None
+    fields = info.as_dict()
     return StatsResponse(
-        collection=info.name,
-        count=info.count,
-        model=info.model_id,
-        dimension=info.dim,
-        index=info.index_type,
-        metric=info.metric,
+        collection=fields.pop("name"),
+        **fields,
         query_model=query_model,
         model_loaded=query_model is not None,
         query_cache=CacheStats(
