@@ -113,7 +113,7 @@ class Sizes:
     concurrent_queries: int = 96
     clients: int = 16
     text_batch: int = 16
-    store_sizes: list[int] = field(default_factory=lambda: [10_000, 100_000])
+    store_sizes: list[int] = field(default_factory=lambda: [10_000, 100_000, 1_000_000])
     store_queries: int = 50
     models: list[str] = field(default_factory=lambda: [BENCH_MODEL, "mmrag-demo"])
     torch_threads: int = 0  # 0: torch's default (one per core); also passed to the server
@@ -652,6 +652,10 @@ def search_section(
 # ----- store ------------------------------------------------------------------------------
 
 
+STORE_SMALL_MAX = 100_000  # AUTOINDEX runs up to this size (it is IVF_FLAT on Lite 2.5.1)
+UPSERT_BATCH_KIB = (512, 1024, 2048, 4096)  # bytes per upsert call tried (mmrag: BATCH_BYTES)
+
+
 def store_section(
     sizes: Sizes,
     dim: int,
@@ -659,21 +663,32 @@ def store_section(
     python: str | None = None,
     metrics: tuple[str, ...] = ("IP",),
 ) -> tuple[list[Row], dict]:
-    """Store figures from mmrag/bench/store.py in a child process (any interpreter)."""
+    """Store figures from mmrag/bench/store.py in a child process (any interpreter): insert,
+    search and recall@10 per size, data set (uniform, clustered) and index type; then, with the
+    project's interpreter, MilvusStore.upsert rows/s against bytes per call."""
     from retrieval.stores.milvus_rows import IVF_NLIST, IVF_NPROBE
 
+    started = time.perf_counter()
     config = {
         "sizes": sizes.store_sizes,
         "dim": dim,
         "queries": sizes.store_queries,
-        "indexes": ["FLAT", "IVF_FLAT"],
+        "exact_queries": min(20, sizes.store_queries),
+        # The first index type of a data set is inserted (timed); the others replace the index
+        # on the same rows. AUTOINDEX is IVF_FLAT's twin on Lite 2.5.1: not run at 1M.
+        "datasets": {
+            "uniform": ["FLAT", "IVF_FLAT", ["AUTOINDEX", STORE_SMALL_MAX]],
+            "clustered": ["IVF_FLAT", ["AUTOINDEX", STORE_SMALL_MAX]],
+        },
         "metrics": list(metrics),
         "params": {
             "nlist": IVF_NLIST,
             "nprobe": IVF_NPROBE,
+            "nprobes": sorted({8, IVF_NPROBE, 64}),
             "insert_batch": 256,
-            "reload": python is None,
-        },  # Lite 3.2.2 cannot reload (docs/benchmarks.md)
+            # Lite 3.2.2 cannot reload (docs/benchmarks.md); the clustered set skips it (time)
+            "reload": ["uniform"] if python is None else False,
+        },
     }
     script = Path(__file__).with_name("store.py")
     out = subprocess.run(
@@ -695,48 +710,185 @@ def store_section(
             )
         ], {"error": out.stderr[-4000:]}
     data = json.loads(out.stdout.strip().splitlines()[-1])
-    rows = []
     tag = f"Lite {data['milvus_lite']}"
+    rows = [_index_types_row(tag, data.get("index_types", {}))]
+    about = {(d["size"], d["dataset"]): d for d in data.get("datasets", [])}
     for r in data["results"]:
-        n = size_label(r["size"])
-        label = f"{tag} {r['index']}/{r['metric']} {n}x{dim}"
-        rows.append(
-            Row(
-                "store",
-                f"{label} search, 1 query",
-                r["search_ms_p50"],
-                "ms",
-                r["exact_numpy_ms"],
-                "exact numpy (brute force)",
-                "",
-                f"recall@10 {r['recall_at_10']:.3f}, mean {r['search_ms_mean']:.1f} ms",
-            )
-        )
-        rows.append(
-            Row(
-                "store",
-                f"{label} insert",
-                r["insert_rows_s"],
-                "rows/s",
-                note="256 rows a call, flushed",
-            )
-        )
-        rows.append(
-            Row(
-                "store",
-                f"{label} recall@10 vs exact",
-                r["recall_at_10"],
-                "",
-                1.0,
-                "exact",
-                ">= 0.95",
-            )
-        )
-        log(
-            f"store {label}: {r['search_ms_p50']:.1f} ms, {r['insert_rows_s']:.0f} rows/s, "
-            f"recall {r['recall_at_10']:.3f}"
-        )
+        rows += _store_rows(tag, dim, r, about.get((r["size"], r["dataset"]), {}), log)
+    log(f"store figures ({tag}): {data.get('elapsed_s', 0):.0f} s")
+    if python is None:
+        batch_rows, data["upsert_batches"] = upsert_batch_section(sizes, dim, log)
+        rows += batch_rows
+    data["section_s"] = time.perf_counter() - started
+    log(f"store section: {data['section_s']:.0f} s")
     return rows, data
+
+
+def _index_types_row(tag: str, types: dict[str, str]) -> Row:
+    """Which index types the store accepted (and the refusal it gave for the others)."""
+    accepted = [name for name, said in types.items() if said == "ok"]
+    refused = {name: said for name, said in types.items() if said != "ok"}
+    note = f"accepted {', '.join(accepted) or 'none'}"
+    if refused:
+        first = next(iter(refused.values()))
+        note += f"; refused {', '.join(refused)} ({first[:120]})"
+    return Row("store", f"{tag} index types", None, "", note=note)
+
+
+def _store_rows(
+    tag: str, dim: int, r: dict[str, Any], about: dict[str, Any], log: Callable[[str], None]
+) -> list[Row]:
+    """Search (and recall, for ANN indexes) and insert rows of one store.py result."""
+    label = f"{tag} {r['index']}/{r['metric']} {size_label(r['size'])}x{dim} {r['dataset']}"
+    if "error" in r or "search_ms_p50" not in r:
+        log(f"store {label}: failed: {r.get('error', 'no result')}")
+        return [Row("store", label, None, "", note=f"failed: {r.get('error', 'no result')}")]
+    notes = [f"recall@10 {r['recall_at_10']:.3f}", f"mean {r['search_ms_mean']:.1f} ms"]
+    sweep = r.get("sweep", [])
+    if len(sweep) > 1:
+        notes.append(
+            "nprobe " + "/".join(str(s["nprobe"]) for s in sweep)
+            + ": recall " + "/".join(f"{s['recall_at_10']:.3f}" for s in sweep)
+            + ", p50 " + "/".join(f"{s['search_ms_p50']:.1f}" for s in sweep) + " ms"
+        )
+    if "switch_s" in r:
+        notes.append(f"index replaced in {r['switch_s']:.1f} s")
+    rows = [
+        Row("store", f"{label} search, 1 query", r["search_ms_p50"], "ms",
+            r["exact_numpy_ms"], "exact numpy (brute force)", "", "; ".join(notes))
+    ]
+    if r["index"] != "FLAT":
+        facts = []
+        if len(sweep) > 1 and len({round(s["recall_at_10"], 9) for s in sweep}) == 1:
+            facts.append("same recall at every nprobe")
+        if "same_cluster_top10" in about:
+            facts.append(f"true top-10 in the query's cluster {about['same_cluster_top10']:.0%}")
+        if "nn1_cos" in about:
+            facts.append(f"true 1st/10th neighbour cosine {about['nn1_cos']:.2f}/"
+                         f"{about['nn10_cos']:.2f}")
+        rows.append(Row("store", f"{label} recall@10 vs exact", r["recall_at_10"], "", 1.0,
+                        "exact", ">= 0.95", "; ".join(facts)))
+    if "insert_rows_s" in r:
+        note = f"{r.get('insert_batch', 256)} rows (int64 id + vector) a call, flushed"
+        if "load_s" in r:
+            note += f"; release + load {r['load_s']:.1f} s"
+        rows.append(Row("store", f"{label} insert", r["insert_rows_s"], "rows/s", note=note))
+    log(f"store {label}: {r['search_ms_p50']:.1f} ms, recall {r['recall_at_10']:.3f}"
+        + (f", {r['insert_rows_s']:.0f} rows/s" if "insert_rows_s" in r else ""))
+    return rows
+
+
+def _bench_records(n: int, dim: int, seed: int) -> list[Any]:
+    """Rows shaped like ingest's: content-hash id, file path, caption, a few metadata keys."""
+    from mmrag.bench.store import unit_vectors
+    from retrieval.ids import content_id
+    from retrieval.types import Modality, Record
+
+    vectors = unit_vectors(n, dim, seed)
+    words = ["dog", "cat", "red car", "beach at sunset"]
+    return [
+        Record(
+            id=content_id(f"{seed}-{i}".encode()),
+            vector=vectors[i],
+            source=f"/data/photos/2024/album-{i // 500:04d}/IMG_{i:06d}.jpg",
+            caption=f"a photo of a {words[i % 4]} number {i} in the park",
+            modality=Modality.IMAGE,
+            metadata={"label": words[i % 4], "width": 640, "height": 480, "year": 2024},
+            model_id="bench-model",
+        )
+        for i in range(n)
+    ]
+
+
+def upsert_batch_section(
+    sizes: Sizes, dim: int, log: Callable[[str], None]
+) -> tuple[list[Row], list[dict[str, Any]]]:
+    """MilvusStore.upsert rows/s into Milvus Lite against bytes per call (BATCH_BYTES), on an
+    empty file and, in full mode, on one already holding 100k rows: Lite runs each upsert as
+    a SQLite delete that scans the whole table, so the best call size grows with the file."""
+    import psutil
+
+    from retrieval.stores import milvus_rows
+    from retrieval.stores.milvus import MilvusStore
+
+    chosen = milvus_rows.upsert_batch_bytes(True)
+    trial = min(4096, max(sizes.store_sizes))
+    levels = [0] + ([100_000] if max(sizes.store_sizes) >= 100_000 else [])
+    work = Path(tempfile.mkdtemp(prefix="mmrag-bench-upsert-"))
+    saved = milvus_rows.BATCH_BYTES
+    results: list[dict[str, Any]] = []
+    try:
+        for level in levels:
+            store = MilvusStore(str(work / f"upsert{level}.db"), "bench", index_type="FLAT")
+            try:
+                store.ensure_collection(dim, "bench-model")
+                client = store._client  # plain inserts fill fast (no delete scan per call)
+                assert client is not None
+                for start in range(0, level, 4096):
+                    recs = _bench_records(min(4096, level - start), dim, seed=1000 + start)
+                    fill = [milvus_rows.to_row(r, dim=dim, model_id="bench-model",
+                                               collection="bench") for r in recs]
+                    for chunk in milvus_rows.chunks_by_size(fill, dim, 1 << 20):
+                        client.insert("bench", chunk)
+                lite = [p for p in psutil.Process().children(recursive=True)
+                        if "milvus" in p.name()]
+                for kib in UPSERT_BATCH_KIB:
+                    milvus_rows.BATCH_BYTES = kib * 1024
+                    recs = _bench_records(trial, dim, seed=kib)
+                    per_call = len(next(milvus_rows.chunks_by_size(
+                        [milvus_rows.to_row(r, dim=dim, model_id="bench-model",
+                                            collection="bench") for r in recs], dim)))
+                    cpu0 = _cpu_seconds(lite)
+                    t0 = time.perf_counter()
+                    store.upsert(recs)
+                    wall = time.perf_counter() - t0
+                    cpu = _cpu_seconds(lite) - cpu0
+                    results.append({"stored": level, "kib": kib, "rows_per_call": per_call,
+                                    "rows": trial, "rows_s": trial / wall,
+                                    "cpu_rows_s": trial / cpu if cpu > 0 else None})
+            finally:
+                store.close()
+    finally:
+        milvus_rows.BATCH_BYTES = saved
+        shutil.rmtree(work, ignore_errors=True)
+    rows: list[Row] = []
+    for res in results:
+        base = next(x for x in results
+                    if x["stored"] == res["stored"] and x["kib"] * 1024 == chosen)
+        held = size_label(res["stored"]) if res["stored"] else "empty"
+        mine = res["kib"] * 1024 == chosen
+        cpu_note = (f"; CPU (client + Lite) {res['cpu_rows_s']:,.0f} rows/s"
+                    if res["cpu_rows_s"] else "")
+        rows.append(Row(
+            "store",
+            f"MilvusStore.upsert {dim}-d rows, Lite file {held}, {_kib(res['kib'])} a call",
+            res["rows_s"], "rows/s",
+            None if mine else base["rows_s"],
+            "" if mine else f"{_kib(chosen // 1024)} a call (BATCH_BYTES)",
+            "",
+            f"~{res['rows_per_call']} rows a call, {res['rows']} rows{cpu_note}"
+            + ("; BATCH_BYTES (chosen)" if mine else "")
+            + ("" if res["stored"] else "; empty file: Lite's per-call table scan is free"),
+        ))
+        log(f"upsert into {held}: {_kib(res['kib'])} a call ({res['rows_per_call']} rows): "
+            f"{res['rows_s']:,.0f} rows/s")
+    return rows, results
+
+
+def _kib(kib: int) -> str:
+    return f"{kib // 1024} MiB" if kib % 1024 == 0 else f"{kib} KiB"
+
+
+def _cpu_seconds(procs: list[Any]) -> float:
+    """User + system CPU seconds of this process and the given children."""
+    import psutil
+
+    total = 0.0
+    for proc in [psutil.Process(), *procs]:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def temp_workdir() -> Path:

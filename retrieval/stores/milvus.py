@@ -56,6 +56,7 @@ from retrieval.stores.milvus_rows import (
     to_record,
     to_row,
     unique_ids,
+    upsert_batch_bytes,
 )
 from retrieval.types import CollectionInfo, Hit, Record
 
@@ -544,7 +545,7 @@ class MilvusStore(VectorStore):
             for r in latest.values()
         ]
         written = 0
-        for chunk in chunks_by_size(rows, meta.dim):
+        for chunk in chunks_by_size(rows, meta.dim, upsert_batch_bytes(self.is_local)):
             with self._call("upsert") as client:
                 client.upsert(self._target, chunk, timeout=self._timeout)
             written += len(chunk)

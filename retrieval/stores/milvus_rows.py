@@ -24,12 +24,24 @@ MAX_SOURCE_BYTES = 2048
 MAX_CAPTION_BYTES = 4096
 MAX_MODALITY_BYTES = 16
 MAX_MODEL_ID_BYTES = 256
-BATCH_BYTES = 2 * 1024 * 1024  # per upsert call, well under gRPC message limits
+# Bytes per upsert call, measured with MilvusStore.upsert of 512-d rows (docs/benchmarks.md,
+# "Store"; `mmrag bench --sections store`). Milvus Lite 2.5.1 runs each upsert as a SQLite
+# `DELETE ... WHERE milvus_id IN (...)` on an unindexed column, a full table scan per call
+# (~1 us per stored row: ~1 s a call at 1M rows), so calls must stay large as a file grows,
+# while its cost per row also climbs with the call size (2.7x from 0.25 to 4 MiB, a cliff at
+# 8 MiB). 2 MiB is the best compromise from an empty file to 1M rows (0.5 MiB: ~2x faster
+# empty, 2.1x slower at 200k rows, ~3x slower at 1M). A server shows no such penalty (2.3.5
+# standalone on loopback: the same CPU per row from 1 to 8 MiB), so it gets fewer, larger
+# calls (one round trip each); Milvus caps a request at 64 MB.
+BATCH_BYTES = 2 * 1024 * 1024  # per upsert call to Milvus Lite
+SERVER_BATCH_BYTES = 8 * 1024 * 1024  # per upsert call to a Milvus server
 IDS_PER_CALL = 256  # ids per `id in [...]` query or delete
 QUERIES_PER_CALL = 256  # query vectors per search call
 HNSW_BUILD = {"M": 16, "efConstruction": 200}
 HNSW_EF = 128  # measured recall@10 on 5k random 64-d unit vectors: ef 64 -> 0.90, 128 -> 0.98
 HNSW_MAX_EF = 32768
+# Milvus Lite 2.5.1 ignores both: from 100k rows on it serves IVF_FLAT (and AUTOINDEX) from
+# segcore's interim index with fixed parameters; below 100k rows it searches exhaustively.
 IVF_NLIST = 128
 IVF_NPROBE = 16
 IVF_MAX_NPROBE = 65536
@@ -142,14 +154,22 @@ def batches(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
-def chunks_by_size(rows: list[dict[str, Any]], dim: int) -> Iterator[list[dict[str, Any]]]:
-    """Group rows so that each upsert call carries about BATCH_BYTES at most."""
+def upsert_batch_bytes(local: bool) -> int:
+    """Bytes per upsert call: BATCH_BYTES for Milvus Lite, SERVER_BATCH_BYTES for a server."""
+    return BATCH_BYTES if local else SERVER_BATCH_BYTES
+
+
+def chunks_by_size(
+    rows: list[dict[str, Any]], dim: int, max_bytes: int | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """Group rows so that each upsert call carries about max_bytes (BATCH_BYTES) at most."""
+    limit = BATCH_BYTES if max_bytes is None else max_bytes
     chunk: list[dict[str, Any]] = []
     size = 0
     for row in rows:
         text = sum(len(str(row[name]).encode("utf-8")) for name in ("id", "source", "caption"))
         row_size = 4 * dim + 64 + text + len(json.dumps(row["metadata"]))
-        if chunk and size + row_size > BATCH_BYTES:
+        if chunk and size + row_size > limit:
             yield chunk
             chunk, size = [], 0
         chunk.append(row)

@@ -407,7 +407,8 @@ def test_server_hnsw_recall(milvus_server: EmbeddedServer) -> None:
 def test_large_upserts_are_split_into_bounded_calls(
     store: MilvusStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(milvus_rows, "BATCH_BYTES", 5_000)
+    monkeypatch.setattr(milvus_rows, "BATCH_BYTES", 5_000)  # Milvus Lite
+    monkeypatch.setattr(milvus_rows, "SERVER_BATCH_BYTES", 5_000)  # a server
     records = make_records(300)
     chunks = list(
         milvus_rows.chunks_by_size(
