@@ -37,6 +37,7 @@ from pipelines.errors import PipelineError
 from retrieval.components import Components
 from retrieval.errors import MmragError, StoreError, StoreUnavailableError
 from retrieval.model_spec import spec_from_settings
+from retrieval.stores.base import VectorStore
 from retrieval.types import Modality, Record
 
 
@@ -240,7 +241,7 @@ def run_ingest(
 
     def upsert(batch: list[Work], vectors: list[np.ndarray]) -> list[int]:
         records = [_record(w, v, embedder.model_id) for w, v in zip(batch, vectors, strict=True)]
-        tally.ingested(_upsert(store.upsert, batch, records, tally))
+        tally.ingested(_upsert(store, batch, records, tally))
         return [1] * len(batch)
 
     queue = max(2 * opts.batch_size, 64)  # bounded queues: bytes and model inputs in flight
@@ -275,14 +276,15 @@ def run_ingest(
 
 
 def _upsert(
-    write: Any, batch: Sequence[Work], records: list[Record], tally: _Tally
+    store: VectorStore, batch: Sequence[Work], records: list[Record], tally: _Tally
 ) -> int:
-    """Write a batch; if the store refuses it, write row by row and reject the refused rows.
+    """Write a batch of new rows; if the store refuses it, upsert row by row and reject the
+    refused rows (upsert: part of the batch may already be written).
 
     An unreachable store, or one refusing every row, stops the job instead.
     """
     try:
-        write(records)
+        store.add(records)
         return len(records)
     except StoreUnavailableError:
         raise
@@ -290,7 +292,7 @@ def _upsert(
         refused: list[tuple[Work, str]] = []
         for work, record in zip(batch, records, strict=True):
             try:
-                write([record])
+                store.upsert([record])
             except StoreUnavailableError:
                 raise
             except StoreError as exc:

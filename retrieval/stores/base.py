@@ -42,6 +42,13 @@ class VectorStore(ABC):
     def upsert(self, records: Sequence[Record]) -> int:
         """Insert or replace records by id (one batched call); returns how many were written."""
 
+    def add(self, records: Sequence[Record]) -> int:
+        """Write records whose ids the caller has just checked are not stored (ingest).
+
+        Backends may skip the replace-by-id work of ``upsert`` here; this default upserts.
+        """
+        return self.upsert(records)
+
     @abstractmethod
     def flush(self) -> None:
         """Make written rows durable and quickly searchable."""

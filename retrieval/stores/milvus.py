@@ -534,6 +534,20 @@ class MilvusStore(VectorStore):
 
     def upsert(self, records: Sequence[Record]) -> int:
         """Insert or replace records by id in size-bounded calls; returns rows written."""
+        return self._write(records, "upsert")
+
+    def add(self, records: Sequence[Record]) -> int:
+        """Write rows whose ids were just checked absent: a plain insert on Milvus Lite.
+
+        Lite 2.5.1 runs every upsert call as a full-table-scan delete first (0.14 s per 256
+        rows at 100k stored rows, ~1 s at 1M; a plain insert takes 0.03 s), and one Lite file
+        has one writing process, so nothing can store the checked ids meanwhile. Servers may
+        have concurrent writers (shards, Ray), so they keep upsert's replace-by-id.
+        """
+        return self._write(records, "insert" if self.is_local else "upsert")
+
+    def _write(self, records: Sequence[Record], method: str) -> int:
+        """Send records with ``client.insert`` or ``client.upsert`` in size-bounded calls."""
         if not records:
             return 0
         meta = self._meta()
@@ -546,8 +560,8 @@ class MilvusStore(VectorStore):
         ]
         written = 0
         for chunk in chunks_by_size(rows, meta.dim, upsert_batch_bytes(self.is_local)):
-            with self._call("upsert") as client:
-                client.upsert(self._target, chunk, timeout=self._timeout)
+            with self._call(method) as client:
+                getattr(client, method)(self._target, chunk, timeout=self._timeout)
             written += len(chunk)
         return written
 

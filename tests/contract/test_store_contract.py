@@ -83,6 +83,23 @@ def test_upsert_counts_and_replaces_by_id(store: MilvusStore) -> None:
     assert store.upsert([]) == 0
 
 
+def test_add_writes_new_records_like_upsert(store: MilvusStore) -> None:
+    """``add`` (ingest's write of ids it checked absent) stores exactly what upsert would."""
+    records = make_records(40)
+    assert store.add(records) == 40
+    twice = make_records(2, prefix="dup")
+    assert store.add([twice[0], twice[1], twice[0]]) == 2  # same id twice in one batch
+    assert store.count() == 42
+    got = store.get(["r0007"], with_vectors=True)[0]
+    assert got.source == records[7].source
+    np.testing.assert_allclose(got.vector, records[7].vector, atol=1e-6)
+    assert store.add([]) == 0
+    with pytest.raises(StoreError, match="non-finite"):
+        store.add([Record("bad", np.full(DIM, np.nan, np.float32), "s")])
+    store.flush()
+    assert store.search(records[3].vector[None, :], 1)[0][0].id == "r0003"
+
+
 def test_existing_ids_reports_only_stored_ids(store: MilvusStore) -> None:
     store.upsert(make_records(30))
     asked = [f"r{i:04d}" for i in range(25, 35)] + ["nope", "r0001", "r0001"]
