@@ -1,16 +1,33 @@
-"""Micro-batching of text queries into one model call, with an LRU cache of embeddings."""
+"""Micro-batching: text queries into one model call (with an LRU cache of embeddings), and
+vector searches with the same parameters into one store call; warming the text-encode shapes."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import numpy as np
 
+from retrieval.embedders.base import Embedder
+from retrieval.errors import MmragError, StoreError
+from retrieval.types import Hit
+
+log = logging.getLogger(__name__)
+
 EmbedFn = Callable[[Sequence[str]], np.ndarray]
+K = TypeVar("K", bound=Hashable)
+SearchFn = Callable[[K, np.ndarray], Awaitable[Sequence[list[Hit]]]]
+
+WARM_WORDS = 16  # batch-1 text encodes of 1..16 words, one per trimmed token length
+WARM_BUDGET_S = 2.0  # stop warming once this much time went by (large models, slow CPUs)
+WARM_WORD = "photo"  # one token in CLIP's BPE vocabulary
 
 
 class LruCache:
@@ -143,3 +160,141 @@ class TextBatcher:
         self._flush()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+@dataclass
+class _Batch:
+    """Query vectors waiting for one store call, and their waiters' futures."""
+
+    vectors: list[np.ndarray] = field(default_factory=list)
+    futures: list[asyncio.Future[list[Hit]]] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+
+
+class SearchBatcher(Generic[K]):
+    """Collects concurrent vector searches that share a key, then runs them as one store call.
+
+    Runs on one event loop. The key holds everything the store call depends on but the query
+    vector (model, collection, k, offset, filter, ...); ``search(key, matrix)`` is awaited once
+    per batch and returns one hit list per row. While no store call of this batcher runs, a
+    batch closes on the next loop turn (it holds the searches started in the same turn, e.g.
+    every query of one text batch), so a lone request waits for nothing; while one runs, a batch
+    collects for up to ``window_s``, or until the running calls end; it also closes at
+    ``max_batch`` vectors. Errors reach every waiter; a waiter that gives up cancels no other.
+    """
+
+    def __init__(
+        self, search: SearchFn[K], *, window_s: float = 0.005, max_batch: int = 16
+    ) -> None:
+        self._search = search
+        self.window_s = max(0.0, window_s)
+        self.max_batch = max(1, max_batch)
+        self._pending: dict[K, _Batch] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._running = 0  # store calls in progress
+        self.batches = 0
+        self.searches = 0
+
+    async def search(self, key: K, vector: np.ndarray) -> list[Hit]:
+        """The hits of one query vector (searched in the next batch of its key)."""
+        loop = asyncio.get_running_loop()
+        batch = self._pending.get(key)
+        if batch is None:
+            batch = self._pending[key] = _Batch()
+            delay = self.window_s if self._running else 0.0
+            batch.timer = loop.call_later(delay, self._flush, key, batch)
+        future: asyncio.Future[list[Hit]] = loop.create_future()
+        future.add_done_callback(_retrieve)
+        batch.vectors.append(np.asarray(vector, dtype=np.float32))
+        batch.futures.append(future)
+        self.searches += 1
+        if len(batch.futures) >= self.max_batch:
+            self._flush(key, batch)
+        return await future  # its own: a waiter giving up cancels no other, nor the call
+
+    def _flush(self, key: K, batch: _Batch) -> None:
+        """Close one key's batch (if still open) and start its store call."""
+        if self._pending.get(key) is not batch:
+            return
+        del self._pending[key]
+        if batch.timer is not None:
+            batch.timer.cancel()
+        task = asyncio.get_running_loop().create_task(self._run(key, batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _flush_all(self) -> None:
+        """Close every waiting batch."""
+        for key, batch in list(self._pending.items()):
+            self._flush(key, batch)
+
+    async def _run(self, key: K, batch: _Batch) -> None:
+        """Search one batch; once no call runs any more, start what waited meanwhile."""
+        if all(future.done() for future in batch.futures):
+            return  # every waiter gave up before the batch closed
+        self.batches += 1
+        self._running += 1
+        try:
+            await self._search_batch(key, batch)
+        finally:
+            self._running -= 1
+            if not self._running:
+                self._flush_all()
+
+    async def _search_batch(self, key: K, batch: _Batch) -> None:
+        """One store call for a batch, resolving its futures."""
+        try:
+            results = await self._search(key, np.stack(batch.vectors))
+            if len(results) != len(batch.futures):
+                raise StoreError(
+                    f"the store answered {len(results)} hit lists for {len(batch.futures)} queries"
+                )
+        except asyncio.CancelledError:
+            for future in batch.futures:
+                future.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - not swallowed: every waiter re-raises it
+            for future in batch.futures:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for future, hits in zip(batch.futures, results, strict=True):
+            if not future.done():
+                future.set_result(list(hits))
+
+    async def close(self) -> None:
+        """Flush every waiting batch and wait for running ones."""
+        while self._pending or self._tasks:
+            self._flush_all()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _retrieve(future: asyncio.Future[list[Hit]]) -> None:
+    """Mark a batch future's exception as seen (its waiter may have given up before it came)."""
+    if not future.cancelled():
+        future.exception()
+
+
+def warm_text_shapes(
+    embedder: Embedder, words: int = WARM_WORDS, budget_s: float = WARM_BUDGET_S
+) -> int:
+    """Encode one text of each length 1..``words`` words at batch 1; returns how many ran.
+
+    The first encode of a new token length pays for creating its kernels (oneDNN on CPU), so
+    doing it before serving keeps that cost off the first queries. Best effort: stops once
+    ``budget_s`` went by, and a failing encode is logged, not raised (it will fail queries too).
+    """
+    started = time.perf_counter()
+    done = 0
+    for count in range(1, words + 1):
+        if time.perf_counter() - started >= budget_s:
+            break
+        try:
+            embedder.embed_texts([" ".join([WARM_WORD] * count)])
+        except MmragError as exc:
+            log.warning("warming the text encoder of %s failed: %s", embedder.model_id, exc)
+            break
+        done += 1
+    log.debug("warmed %d text shapes of %s in %.3f s", done, embedder.model_id,
+              time.perf_counter() - started)
+    return done

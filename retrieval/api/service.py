@@ -1,10 +1,12 @@
 """The API's long-lived state: components, model and store threads, recovery, search.
 
 Blocking work never runs on the event loop: model calls go to one model thread (text queries
-micro-batched through ``TextBatcher``), Milvus calls to a small store pool, decoding and file
-reads to an I/O pool. A store call that finds Milvus unreachable triggers one reconnect
-attempt (at most one per ``RECONNECT_INTERVAL_S``) and is retried once on the new connection;
-until Milvus answers, requests get 503 and the process keeps serving.
+micro-batched through ``TextBatcher``), Milvus calls to a small store pool (plain searches with
+the same model, collection and page micro-batched into one call through ``SearchBatcher``),
+decoding and file reads to an I/O pool. A store call that finds Milvus unreachable triggers one
+reconnect attempt (at most one per ``RECONNECT_INTERVAL_S``) and is retried once on the new
+connection; until Milvus answers, requests get 503 and the process keeps serving. The query
+model encodes one text of each short length before serving (``warm_text_shapes``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from retrieval.api import follow
-from retrieval.api.batching import LruCache, TextBatcher
+from retrieval.api.batching import LruCache, SearchBatcher, TextBatcher, warm_text_shapes
 from retrieval.api.errors import ApiError
 from retrieval.api.images import ThumbnailCache, default_thumbnail_dir
 from retrieval.api.metrics import ApiMetrics
@@ -31,7 +33,7 @@ from retrieval.config import Settings
 from retrieval.embedders.base import Embedder
 from retrieval.errors import CollectionNotFoundError, MmragError, StoreError, StoreUnavailableError
 from retrieval.mmr import mmr_order
-from retrieval.search import Searcher, SearchRequest
+from retrieval.search import Searcher
 from retrieval.stores import open_store
 from retrieval.stores.base import VectorStore
 from retrieval.types import CollectionInfo, Hit, Record
@@ -86,6 +88,20 @@ class SearchParams:
     diversity: float = 0.0
 
 
+@dataclass(frozen=True)
+class SearchKey:
+    """What one batched store search depends on besides the query vectors."""
+
+    embedder: Embedder  # compared by identity: vectors of different models never share a call
+    collection: str
+    retry: bool  # the configured name: retried while `mmrag reindex` turns it into an alias
+    k: int
+    offset: int
+    expr: str | None
+    with_vectors: bool
+    dim: int
+
+
 @dataclass
 class _Keys:
     """Metadata keys sampled from a collection and when."""
@@ -124,6 +140,11 @@ class Service:
         self.io_executor = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="mmrag-io")
         self.cache = LruCache(settings.query_cache_size)
         self.batcher = self._new_batcher(self._embed_texts, self.cache)
+        self.search_batcher: SearchBatcher[SearchKey] = SearchBatcher(
+            self._search_batch,
+            window_s=settings.batch_window_ms / 1000.0,
+            max_batch=settings.max_query_batch,
+        )
         self.thumbnails = ThumbnailCache(
             default_thumbnail_dir(settings.uri, settings.thumbnail_dir)
         )
@@ -139,6 +160,7 @@ class Service:
         self._query: follow.QueryModel | None = None  # see retrieval/api/follow.py
         self._follower: asyncio.Task[None] | None = None
         self._retired: list[TextBatcher] = []
+        self.warmed_texts = 0  # text shapes the query model encoded before serving
 
     def _new_batcher(
         self, embed: Callable[[Sequence[str]], np.ndarray], cache: LruCache
@@ -196,6 +218,7 @@ class Service:
             batcher, cache = self._batcher_for(embedder)
             self.batcher, self.cache = batcher, cache
         collection = target.collection if target is not None else None
+        self.warmed_texts = warm_text_shapes(embedder)
         self._query = follow.QueryModel(embedder, batcher, cache, collection)
         log.info("query model ready: %s", embedder.model_id)
         return embedder
@@ -231,6 +254,7 @@ class Service:
         embedder = await asyncio.to_thread(
             follow.embedder_for_spec, self.settings, target.spec, target.model_id
         )
+        self.warmed_texts = await _run(self.model_executor, warm_text_shapes, embedder)
         batcher, cache = self._batcher_for(embedder)
         self._retired.append(self.batcher)
         self._query = follow.QueryModel(embedder, batcher, cache, target.collection)
@@ -245,6 +269,7 @@ class Service:
             self._follower.cancel()
         for batcher in [*self._retired, self.batcher]:
             await batcher.close()
+        await self.search_batcher.close()
         if self._model is not None and not self._model.done():
             self._model.cancel()
         for executor in (self.model_executor, self.store_executor, self.io_executor):
@@ -446,42 +471,76 @@ class Service:
     async def search(
         self, vector: np.ndarray, collection: str | None, params: SearchParams
     ) -> list[Hit]:
-        """One page of hits for a query vector (plain ranking or MMR)."""
+        """One page of hits for a query vector (plain ranking, micro-batched, or MMR)."""
         embedder = await self.embedder()
         query = follow.current_query.get()  # the model that embedded this request's query
-        default = self._name(collection) == self.settings.collection
-        if query is not None and query.collection and default:
+        retry = self._name(collection) == self.settings.collection
+        if query is not None and query.collection and retry:
             embedder, collection = query.embedder, query.collection
-        await self.check_model(collection, embedder)
+        name = self._name(collection)
+        await self.check_model(name, embedder)
+        if params.diversity > 0.0:
+            return await self._call_search(
+                name, retry, lambda store: self._timed(_mmr_search, store, vector, params)
+            )
+        row = np.asarray(vector, dtype=np.float32)
+        if row.ndim == 1 and np.isfinite(row).all():
+            key = SearchKey(embedder, name, retry, params.k, params.offset, params.expr,
+                            with_vectors=False, dim=row.shape[0])
+            hits = await self.search_batcher.search(key, row)
+        else:  # a malformed vector must not fail the batch it would join: the store refuses it
+            found = await self._call_search(
+                name, retry, lambda store: self._timed(_plain_search, store, row, params)
+            )
+            hits = found[0]
+        return _above(hits, params.min_score)
 
-        def run(store: VectorStore) -> list[Hit]:
-            started = time.perf_counter()
-            try:
-                return _search(embedder, store, vector, params)
-            finally:
-                self.metrics.search_seconds.observe(time.perf_counter() - started)
+    async def _search_batch(self, key: SearchKey, matrix: np.ndarray) -> list[list[Hit]]:
+        """One store call for a micro-batch of query vectors that share ``key``."""
 
-        for _ in range(follow.MOVE_RETRIES if default else 0):
+        def run(store: VectorStore) -> list[list[Hit]]:
+            return self._timed(
+                store.search, matrix, key.k,
+                offset=key.offset, expr=key.expr, with_vectors=key.with_vectors,
+            )
+
+        return await self._call_search(key.collection, key.retry, run)
+
+    async def _call_search(self, name: str, retry: bool, fn: Callable[[VectorStore], T]) -> T:
+        """``call_store``, retried a few times while the configured name is being moved."""
+        for _ in range(follow.MOVE_RETRIES if retry else 0):
             try:
-                return await self.call_store(collection, run)
+                return await self.call_store(name, fn)
             except CollectionNotFoundError:  # `mmrag reindex` may be turning it into an alias
                 await asyncio.sleep(follow.MOVE_RETRY_S)
-        return await self.call_store(collection, run)
+        return await self.call_store(name, fn)
+
+    def _timed(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one store search, observing its time (runs on a store thread)."""
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.metrics.search_seconds.observe(time.perf_counter() - started)
 
 
-def _search(
-    embedder: Embedder, store: VectorStore, vector: np.ndarray, p: SearchParams
-) -> list[Hit]:
-    """Plain top-k (offset/min_score) or MMR over the top candidates, then the page."""
-    if p.diversity <= 0.0:
-        request = SearchRequest(k=p.k, offset=p.offset, expr=p.expr, min_score=p.min_score)
-        return Searcher(embedder, store).search_vector(vector, request)
+def _above(hits: list[Hit], min_score: float | None) -> list[Hit]:
+    """The hits scoring at least ``min_score`` (all when it is None)."""
+    return hits if min_score is None else [h for h in hits if h.score >= min_score]
+
+
+def _plain_search(store: VectorStore, vector: np.ndarray, p: SearchParams) -> list[list[Hit]]:
+    """One unbatched top-k search (offset and filter; min_score is applied by the caller)."""
+    return store.search(vector[None, :], p.k, offset=p.offset, expr=p.expr)
+
+
+def _mmr_search(store: VectorStore, vector: np.ndarray, p: SearchParams) -> list[Hit]:
+    """MMR over the top candidates (above min_score), then the page."""
     wanted = p.offset + p.k
     fetch = min(MILVUS_MAX_TOPK, max(MMR_MIN_CANDIDATES, MMR_CANDIDATE_FACTOR * wanted))
     query = np.asarray(vector, dtype=np.float32)[None, :]
     candidates = store.search(query, fetch, expr=p.expr, with_vectors=True)[0]
-    if p.min_score is not None:
-        candidates = [h for h in candidates if h.score >= p.min_score]
+    candidates = _above(candidates, p.min_score)
     candidates = [h for h in candidates if h.vector is not None and h.vector.size]
     if not candidates:
         return []
