@@ -199,8 +199,9 @@ def _create_model(
         )
     except _LOAD_ERRORS as exc:
         raise _load_error(model_name, pretrained, checkpoint, exc) from exc
-    model.eval()
-    model.requires_grad_(False)
+    model.eval()  # no requires_grad_(False): every call runs under torch.inference_mode, and
+    # frozen parameters send CLIP's text attention down a path 3.3x slower in bf16 on CPU
+    # (ViT-B-32, 16 texts of 15 tokens: 134 ms frozen vs 40 ms; fp32: 98 vs 80 ms)
     return model
 
 
