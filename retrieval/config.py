@@ -41,7 +41,10 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1, description="image upload size cap")
     max_query_chars: int = Field(1000, ge=1, description="longest accepted text query")
     query_cache_size: int = Field(1024, ge=0, description="LRU entries of text-query embeddings")
-    batch_window_ms: float = Field(5.0, ge=0, description="micro-batching window for queries")
+    batch_window_ms: float = Field(
+        0.0, ge=0, description="wait for company before an idle model/store call (under load, "
+        "queries batch while the previous call runs)"
+    )
     max_query_batch: int = Field(16, ge=1, description="largest micro-batch of text queries")
     thumbnail_dir: Path | None = Field(None, description="thumbnail cache (default: next to db)")
 

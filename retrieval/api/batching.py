@@ -64,11 +64,13 @@ class LruCache:
 
 
 class TextBatcher:
-    """Collects concurrent text queries for a short window, then embeds them in one call.
+    """Collects concurrent text queries while the model is busy, then embeds them in one call.
 
-    Runs on one event loop. A batch closes after ``window_s`` or when it holds ``max_batch``
-    distinct texts; the model call runs on ``executor`` (one model thread), never on the loop.
-    Identical texts waiting at the same time share one slot, and results go to the LRU cache.
+    Runs on one event loop. When no batch of this batcher is in the model, a batch closes after
+    ``window_s`` (0: on the next loop turn, so a lone query waits for nothing); while one is,
+    new texts collect until it ends; a batch also closes at ``max_batch`` distinct texts. The
+    model call runs on ``executor`` (one model thread), never on the loop. Identical texts
+    waiting at the same time share one slot, and results go to the LRU cache.
     """
 
     def __init__(
@@ -76,7 +78,7 @@ class TextBatcher:
         embed: EmbedFn,
         executor: Executor,
         *,
-        window_s: float = 0.005,
+        window_s: float = 0.0,
         max_batch: int = 16,
         cache: LruCache | None = None,
         on_lookup: Callable[[bool], None] | None = None,
@@ -91,6 +93,7 @@ class TextBatcher:
         self._running: dict[str, asyncio.Future[np.ndarray]] = {}  # texts in a model call now
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight = 0  # batches in (or queued for) the model
         self.batches = 0
 
     async def embed(self, text: str) -> np.ndarray:
@@ -106,8 +109,8 @@ class TextBatcher:
             self._pending[text] = future
             if len(self._pending) >= self.max_batch:
                 self._flush()
-            elif self._timer is None:
-                loop = asyncio.get_running_loop()
+            elif self._timer is None and not self._inflight:  # busy: the running batch's end
+                loop = asyncio.get_running_loop()  # flushes, so the next batch is a full one
                 self._timer = loop.call_later(self.window_s, self._flush)
         return await asyncio.shield(future)  # one waiter giving up must not cancel the others
 
@@ -125,13 +128,17 @@ class TextBatcher:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, batch: dict[str, asyncio.Future[np.ndarray]]) -> None:
-        """Embed one batch off the loop and resolve its futures."""
+        """Embed one batch off the loop and resolve its futures; then start what waited."""
+        self._inflight += 1
         try:
             await self._embed_batch(batch)
         finally:
+            self._inflight -= 1
             for text, future in batch.items():
                 if self._running.get(text) is future:
                     del self._running[text]
+            if not self._inflight:
+                self._flush()
 
     async def _embed_batch(self, batch: dict[str, asyncio.Future[np.ndarray]]) -> None:
         texts = list(batch)
