@@ -42,8 +42,8 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(1000, ge=1, description="longest accepted text query")
     query_cache_size: int = Field(1024, ge=0, description="LRU entries of text-query embeddings")
     batch_window_ms: float = Field(
-        0.0, ge=0, description="wait for company before an idle model/store call (under load, "
-        "queries batch while the previous call runs)"
+        4.0, ge=0, description="under concurrent load, how long an idle model/store call "
+        "waits for company (a lone client never waits)"
     )
     max_query_batch: int = Field(16, ge=1, description="largest micro-batch of text queries")
     thumbnail_dir: Path | None = Field(None, description="thumbnail cache (default: next to db)")

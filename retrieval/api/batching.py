@@ -66,9 +66,10 @@ class LruCache:
 class TextBatcher:
     """Collects concurrent text queries while the model is busy, then embeds them in one call.
 
-    Runs on one event loop. When no batch of this batcher is in the model, a batch closes after
-    ``window_s`` (0: on the next loop turn, so a lone query waits for nothing); while one is,
-    new texts collect until it ends; a batch also closes at ``max_batch`` distinct texts. The
+    Runs on one event loop. While a batch is in the model, new texts collect until it ends. When
+    the model is idle, a text goes on the next loop turn if the latest batch held one text (a
+    lone client waits for nothing), else after ``window_s`` (concurrent clients: their next
+    queries arrive within a few ms of each other). A batch closes at ``max_batch`` texts. The
     model call runs on ``executor`` (one model thread), never on the loop. Identical texts
     waiting at the same time share one slot, and results go to the LRU cache.
     """
@@ -94,6 +95,7 @@ class TextBatcher:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._inflight = 0  # batches in (or queued for) the model
+        self._last_size = 0  # texts in the latest batch: >1 means concurrent clients
         self.batches = 0
 
     async def embed(self, text: str) -> np.ndarray:
@@ -111,7 +113,8 @@ class TextBatcher:
                 self._flush()
             elif self._timer is None and not self._inflight:  # busy: the running batch's end
                 loop = asyncio.get_running_loop()  # flushes, so the next batch is a full one
-                self._timer = loop.call_later(self.window_s, self._flush)
+                company = self._last_size > 1  # queries came together lately: wait for more
+                self._timer = loop.call_later(self.window_s if company else 0.0, self._flush)
         return await asyncio.shield(future)  # one waiter giving up must not cancel the others
 
     def _flush(self) -> None:
@@ -143,6 +146,7 @@ class TextBatcher:
     async def _embed_batch(self, batch: dict[str, asyncio.Future[np.ndarray]]) -> None:
         texts = list(batch)
         self.batches += 1
+        self._last_size = len(texts)
         loop = asyncio.get_running_loop()
         try:
             vectors = await loop.run_in_executor(self._executor, self._embed, texts)
