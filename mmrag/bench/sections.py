@@ -110,7 +110,7 @@ class Sizes:
     bare_batches: int = 4
     vectors: int = 100_000
     queries: int = 40
-    concurrent_queries: int = 96
+    concurrent_queries: int = 2000  # ~10 s of 16 clients: a steady rate, not a burst
     clients: int = 16
     text_batch: int = 16
     store_sizes: list[int] = field(default_factory=lambda: [10_000, 100_000, 1_000_000])

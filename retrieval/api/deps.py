@@ -1,4 +1,8 @@
-"""Annotated dependencies for route handlers: settings, service, components, searcher."""
+"""Annotated dependencies for route handlers: settings, service, components, searcher.
+
+All ``async def``: FastAPI runs a plain ``def`` dependency on its thread pool, a thread hop
+per request for what is an attribute read.
+"""
 
 from __future__ import annotations
 
@@ -12,19 +16,19 @@ from retrieval.config import Settings
 from retrieval.search import Searcher
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
     """The process-wide Service built by the lifespan."""
     service: Service = request.app.state.service
     return service
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The app's settings."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_components(service: Annotated[Service, Depends(get_service)]) -> Components:
+async def get_components(service: Annotated[Service, Depends(get_service)]) -> Components:
     """The shared embedder and store (the store is swapped on reconnect: read it per use)."""
     return service.components
 
