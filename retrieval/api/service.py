@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STORE_THREADS = 8
+# While a search call runs, new searches wait for its end (then go as one call), at most this
+# long: Milvus Lite answers 16 queries in one call 3.7x faster than one by one (FLAT, 100k x
+# 512: 83 ms vs 16 x 19 ms), so small calls started meanwhile only slow every query down.
+STORE_BUSY_WAIT_S = 1.0
 IO_THREADS = 4
 RECONNECT_INTERVAL_S = 1.0
 READY_TIMEOUT_S = 5.0
@@ -141,9 +145,7 @@ class Service:
         self.cache = LruCache(settings.query_cache_size)
         self.batcher = self._new_batcher(self._embed_texts, self.cache)
         self.search_batcher: SearchBatcher[SearchKey] = SearchBatcher(
-            self._search_batch,
-            window_s=settings.batch_window_ms / 1000.0,
-            max_batch=settings.max_query_batch,
+            self._search_batch, window_s=STORE_BUSY_WAIT_S, max_batch=settings.max_query_batch
         )
         self.thumbnails = ThumbnailCache(
             default_thumbnail_dir(settings.uri, settings.thumbnail_dir)
