@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 FOLLOW_INTERVAL_S = 2.0
-MOVE_RETRIES = 3  # a search of the configured name that finds no collection is retried...
+MOVE_RETRIES = 10  # a search of the configured name that finds no collection is retried...
 MOVE_RETRY_S = 0.2  # ...this long after: reindex renames a collection, then aliases its name
 
 

@@ -16,7 +16,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -154,6 +154,7 @@ class Service:
         self._extra: dict[str, VectorStore] = {}
         self._extra_lock = threading.Lock()
         self._checked: set[str] = set()
+        self._existed: set[str] = set()  # collections searched once: a 404 may be a reindex move
         self._keys: dict[str, _Keys] = {}
         self._generation = 0
         self._last_reconnect = 0.0
@@ -480,7 +481,9 @@ class Service:
         if query is not None and query.collection and retry:
             embedder, collection = query.embedder, query.collection
         name = self._name(collection)
-        await self.check_model(name, embedder)
+        retry = retry and name in self._existed  # a never-seen collection is 404 at once
+        await self._retry_moved(retry, lambda: self.check_model(name, embedder))
+        self._existed.add(name)
         if params.diversity > 0.0:
             return await self._call_search(
                 name, retry, lambda store: self._timed(_mmr_search, store, vector, params)
@@ -510,12 +513,16 @@ class Service:
 
     async def _call_search(self, name: str, retry: bool, fn: Callable[[VectorStore], T]) -> T:
         """``call_store``, retried a few times while the configured name is being moved."""
+        return await self._retry_moved(retry, lambda: self.call_store(name, fn))
+
+    async def _retry_moved(self, retry: bool, call: Callable[[], Awaitable[T]]) -> T:
+        """Await ``call()``; while the configured name is missing, retry (up to ~2 s)."""
         for _ in range(follow.MOVE_RETRIES if retry else 0):
             try:
-                return await self.call_store(name, fn)
+                return await call()
             except CollectionNotFoundError:  # `mmrag reindex` may be turning it into an alias
                 await asyncio.sleep(follow.MOVE_RETRY_S)
-        return await self.call_store(name, fn)
+        return await call()
 
     def _timed(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one store search, observing its time (runs on a store thread)."""

@@ -146,8 +146,10 @@ def test_decode_workers_handing_images_to_other_rows_are_caught(
     lock = threading.Lock()
     slot: list[Any] = []
 
-    def shared_buffer(work: Work, prepare: Any, max_pixels: int) -> Work:
-        done = decode_work(work, prepare, max_pixels)
+    def shared_buffer(
+        work: Work, prepare: Any, max_pixels: int, min_side: int | None = None
+    ) -> Work:
+        done = decode_work(work, prepare, max_pixels, min_side)
         if done.prepared is None:
             return done
         with lock:  # each row gets the image the previous worker call decoded
