@@ -56,7 +56,11 @@ if str(REPO_ROOT) not in sys.path:  # run as a plain script from anywhere
 from retrieval.demo.synthetic import combinations, render_scene  # noqa: E402
 from retrieval.embedders.precision import cpu_bf16_units  # noqa: E402
 from retrieval.embedders.preprocess import PreprocessConfig, preprocess_image  # noqa: E402
-from retrieval.embedders.text_trim import text_encoder, trimmed_length  # noqa: E402
+from retrieval.embedders.text_trim import (  # noqa: E402
+    encode_text_prefix,
+    text_encoder,
+    trimmed_length,
+)
 
 MODEL_NAME = "ViT-B-32"
 COSINE_BAR = 0.999
@@ -86,7 +90,7 @@ class TextTower(nn.Module):
 
 
 class TrimmedTextTower(nn.Module):
-    """``encode_text`` on a token batch already cut to its longest EOT + 1 (text_trim.py's math).
+    """``encode_text`` on a token batch already cut to its longest EOT + 1 (text_trim.py).
 
     The length comes from the input's shape, not from the data, so it exports with a dynamic
     sequence axis.
@@ -97,18 +101,7 @@ class TrimmedTextTower(nn.Module):
         self.model = model
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        m: Any = self.model
-        length = tokens.shape[1]
-        cast_dtype = m.transformer.get_cast_dtype()
-        x = m.token_embedding(tokens).to(cast_dtype)
-        x = x + m.positional_embedding[:length].to(cast_dtype)
-        x = m.transformer(x, attn_mask=m.attn_mask[:length, :length])
-        x = m.ln_final(x)
-        x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
-        projection = m.text_projection
-        if projection is not None:
-            x = projection(x) if isinstance(projection, nn.Linear) else x @ projection
-        return x
+        return encode_text_prefix(self.model, tokens)
 
 
 @dataclass

@@ -241,7 +241,7 @@ def run_ingest(
 
     def upsert(batch: list[Work], vectors: list[np.ndarray]) -> list[int]:
         records = [_record(w, v, embedder.model_id) for w, v in zip(batch, vectors, strict=True)]
-        tally.ingested(_upsert(store, batch, records, tally))
+        tally.ingested(_write_new(store, batch, records, tally))
         return [1] * len(batch)
 
     queue = max(2 * opts.batch_size, 64)  # bounded queues: bytes and model inputs in flight
@@ -275,7 +275,7 @@ def run_ingest(
     return summary
 
 
-def _upsert(
+def _write_new(
     store: VectorStore, batch: Sequence[Work], records: list[Record], tally: _Tally
 ) -> int:
     """Write a batch of new rows; if the store refuses it, upsert row by row and reject the

@@ -94,7 +94,6 @@ class TextBatcher:
         self._running: dict[str, asyncio.Future[np.ndarray]] = {}  # texts in a model call now
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._inflight = 0  # batches in (or queued for) the model
         self._last_size = 0  # texts in the latest batch: >1 means concurrent clients
         self.batches = 0
 
@@ -111,7 +110,7 @@ class TextBatcher:
             self._pending[text] = future
             if len(self._pending) >= self.max_batch:
                 self._flush()
-            elif self._timer is None and not self._inflight:  # busy: the running batch's end
+            elif self._timer is None and not self._running:  # busy: the running batch's end
                 loop = asyncio.get_running_loop()  # flushes, so the next batch is a full one
                 company = self._last_size > 1  # queries came together lately: wait for more
                 self._timer = loop.call_later(self.window_s if company else 0.0, self._flush)
@@ -132,15 +131,13 @@ class TextBatcher:
 
     async def _run(self, batch: dict[str, asyncio.Future[np.ndarray]]) -> None:
         """Embed one batch off the loop and resolve its futures; then start what waited."""
-        self._inflight += 1
         try:
             await self._embed_batch(batch)
         finally:
-            self._inflight -= 1
             for text, future in batch.items():
                 if self._running.get(text) is future:
                     del self._running[text]
-            if not self._inflight:
+            if not self._running:  # the model is free: what waited meanwhile goes now
                 self._flush()
 
     async def _embed_batch(self, batch: dict[str, asyncio.Future[np.ndarray]]) -> None:

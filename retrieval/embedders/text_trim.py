@@ -54,11 +54,19 @@ def trimmed_length(tokens: torch.Tensor) -> int:
 def encode_text_trimmed(model: Any, tokens: torch.Tensor) -> torch.Tensor:
     """``model.encode_text(tokens)`` run on the first ``trimmed_length(tokens)`` positions.
 
-    Mirrors open_clip 3.3's ``CLIP.encode_text`` step by step; call only when
-    ``supports_trim(model)`` is true.
+    Call only when ``supports_trim(model)`` is true.
     """
-    length = trimmed_length(tokens)
-    tokens = tokens[:, :length]
+    return encode_text_prefix(model, tokens[:, : trimmed_length(tokens)])
+
+
+def encode_text_prefix(model: Any, tokens: torch.Tensor) -> torch.Tensor:
+    """``encode_text`` on a token batch already cut after its last end-of-text token.
+
+    Mirrors open_clip 3.3's ``CLIP.encode_text`` step by step, with the positional embedding and
+    the causal mask cut to the batch's length (taken from its shape, so it also exports with a
+    dynamic sequence axis).
+    """
+    length = tokens.shape[1]
     cast_dtype = model.transformer.get_cast_dtype()
     x = model.token_embedding(tokens).to(cast_dtype)
     x = x + model.positional_embedding[:length].to(cast_dtype)
@@ -78,4 +86,6 @@ def text_encoder(model: nn.Module, *, trim: bool = True) -> Any:
     return model.encode_text
 
 
-__all__ = ["encode_text_trimmed", "supports_trim", "text_encoder", "trimmed_length"]
+__all__ = [
+    "encode_text_prefix", "encode_text_trimmed", "supports_trim", "text_encoder", "trimmed_length",
+]
