@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from retrieval.api.lane import CpuLane, Step
 from retrieval.embedders.base import Embedder
 from retrieval.errors import MmragError, StoreError
 from retrieval.types import Hit
@@ -64,14 +65,18 @@ class LruCache:
 
 
 class TextBatcher:
-    """Collects concurrent text queries while the model is busy, then embeds them in one call.
+    """Collects concurrent text queries while the lane is busy, then embeds them in one call.
 
-    Runs on one event loop. While a batch is in the model, new texts collect until it ends. When
-    the model is idle, a text goes on the next loop turn if the latest batch held one text (a
-    lone client waits for nothing), else after ``window_s`` (concurrent clients: their next
-    queries arrive within a few ms of each other). A batch closes at ``max_batch`` texts. The
-    model call runs on ``executor`` (one model thread), never on the loop. Identical texts
-    waiting at the same time share one slot, and results go to the LRU cache.
+    Runs on one event loop. Model calls hold ``lane`` (shared with the store's searches when
+    they use the same cores, see ``CpuLane``); while it is busy, new texts collect. When it is
+    idle, a text goes on the next loop turn if the latest batch held one text (a lone client
+    waits for nothing), else after ``window_s`` (concurrent clients: their next queries arrive
+    within a few ms of each other). When the lane goes idle, the texts that waited go after
+    ``window_s`` if the lane ran a search (the clients it answered send their next queries then)
+    or if fewer texts wait than the latest batch held, else at once: late clients join the next
+    batch instead of settling into a second, smaller one. A batch closes at ``max_batch``
+    texts. The model call runs on ``executor`` (one model thread), never on the loop.
+    Identical texts waiting at the same time share one slot, and results go to the LRU cache.
     """
 
     def __init__(
@@ -83,6 +88,7 @@ class TextBatcher:
         max_batch: int = 16,
         cache: LruCache | None = None,
         on_lookup: Callable[[bool], None] | None = None,
+        lane: CpuLane | None = None,
     ) -> None:
         self._embed = embed
         self._executor = executor
@@ -95,6 +101,8 @@ class TextBatcher:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_size = 0  # texts in the latest batch: >1 means concurrent clients
+        self._lane = lane if lane is not None else CpuLane()
+        self._lane.add_idle_listener(self._on_idle)
         self.batches = 0
 
     async def embed(self, text: str) -> np.ndarray:
@@ -110,11 +118,27 @@ class TextBatcher:
             self._pending[text] = future
             if len(self._pending) >= self.max_batch:
                 self._flush()
-            elif self._timer is None and not self._running:  # busy: the running batch's end
-                loop = asyncio.get_running_loop()  # flushes, so the next batch is a full one
+            elif self._timer is None and not self._lane.busy:  # busy: the lane's idle flushes
                 company = self._last_size > 1  # queries came together lately: wait for more
-                self._timer = loop.call_later(self.window_s if company else 0.0, self._flush)
+                self._schedule(self.window_s if company else 0.0)
         return await asyncio.shield(future)  # one waiter giving up must not cancel the others
+
+    def _schedule(self, delay_s: float) -> None:
+        self._timer = asyncio.get_running_loop().call_later(delay_s, self._flush_if_idle)
+
+    def _flush_if_idle(self) -> None:
+        """The window ended: close the batch, unless the lane got busy (its idle flushes)."""
+        self._timer = None
+        if not self._lane.busy:
+            self._flush()
+
+    def _on_idle(self, step: Step) -> None:
+        """The lane went idle after ``step``: start what waited (see the class docstring)."""
+        if not self._pending or self._timer is not None:
+            return
+        more_coming = step is Step.SEARCH or len(self._pending) < self._last_size
+        company = self._last_size > 1
+        self._schedule(self.window_s if company and more_coming else 0.0)
 
     def _flush(self) -> None:
         """Close the current batch and start its model call."""
@@ -130,15 +154,14 @@ class TextBatcher:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, batch: dict[str, asyncio.Future[np.ndarray]]) -> None:
-        """Embed one batch off the loop and resolve its futures; then start what waited."""
+        """Embed one batch off the loop, holding the lane, and resolve its futures."""
         try:
-            await self._embed_batch(batch)
+            async with self._lane.hold(Step.MODEL):
+                await self._embed_batch(batch)
         finally:
             for text, future in batch.items():
                 if self._running.get(text) is future:
                     del self._running[text]
-            if not self._running:  # the model is free: what waited meanwhile goes now
-                self._flush()
 
     async def _embed_batch(self, batch: dict[str, asyncio.Future[np.ndarray]]) -> None:
         texts = list(batch)
@@ -164,10 +187,11 @@ class TextBatcher:
                 future.set_result(cached if cached is not None else vector)
 
     async def close(self) -> None:
-        """Flush what is waiting and wait for running batches."""
+        """Flush what is waiting, wait for running batches, stop listening to the lane."""
         self._flush()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._lane.remove_idle_listener(self._on_idle)
 
 
 @dataclass

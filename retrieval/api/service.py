@@ -3,10 +3,12 @@
 Blocking work never runs on the event loop: model calls go to one model thread (text queries
 micro-batched through ``TextBatcher``), Milvus calls to a small store pool (plain searches with
 the same model, collection and page micro-batched into one call through ``SearchBatcher``),
-decoding and file reads to an I/O pool. A store call that finds Milvus unreachable triggers one
-reconnect attempt (at most one per ``RECONNECT_INTERVAL_S``) and is retried once on the new
-connection; until Milvus answers, requests get 503 and the process keeps serving. The query
-model encodes one text of each short length before serving (``warm_text_shapes``).
+decoding and file reads to an I/O pool. Model calls take turns in one ``CpuLane``, and so do
+searches when the store runs on the same machine (Milvus Lite, a loopback server). A store
+call that finds Milvus unreachable triggers one reconnect attempt (at most one per
+``RECONNECT_INTERVAL_S``) and is retried once on the new connection; until Milvus answers,
+requests get 503 and the process keeps serving. The query model encodes one text of each short
+length before serving (``warm_text_shapes``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from retrieval.api import follow
 from retrieval.api.batching import LruCache, SearchBatcher, TextBatcher, warm_text_shapes
 from retrieval.api.errors import ApiError
 from retrieval.api.images import ThumbnailCache, default_thumbnail_dir
+from retrieval.api.lane import CpuLane, Step, shares_cpu
 from retrieval.api.metrics import ApiMetrics
 from retrieval.components import Components, build_components
 from retrieval.config import Settings
@@ -142,6 +145,8 @@ class Service:
         self.model_executor = ThreadPoolExecutor(1, thread_name_prefix="mmrag-model")
         self.store_executor = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="mmrag-store")
         self.io_executor = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="mmrag-io")
+        self.lane = CpuLane()  # model calls; searches too when the store shares these cores
+        self._search_lane = self.lane if shares_cpu(settings.uri) else None
         self.cache = LruCache(settings.query_cache_size)
         self.batcher = self._new_batcher(self._embed_texts, self.cache)
         self.search_batcher: SearchBatcher[SearchKey] = SearchBatcher(
@@ -176,6 +181,7 @@ class Service:
             max_batch=self.settings.max_query_batch,
             cache=cache,
             on_lookup=self._count_lookup,
+            lane=self.lane,
         )
 
     def _batcher_for(self, embedder: Embedder) -> tuple[TextBatcher, LruCache]:
@@ -345,10 +351,8 @@ class Service:
             follow.current_query.set(query)  # search() then reads this model's collection
             embedder = query.embedder
         prepared = await self.run_io(embedder.prepare_image, rgb)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self.model_executor, self._embed_prepared, prepared, embedder
-        )
+        async with self.lane.hold(Step.MODEL):
+            return await _run(self.model_executor, self._embed_prepared, prepared, embedder)
 
     async def run_io(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking file or image work on the I/O pool."""
@@ -512,8 +516,15 @@ class Service:
         return await self._call_search(key.collection, key.retry, run)
 
     async def _call_search(self, name: str, retry: bool, fn: Callable[[VectorStore], T]) -> T:
-        """``call_store``, retried a few times while the configured name is being moved."""
-        return await self._retry_moved(retry, lambda: self.call_store(name, fn))
+        """``_search_call``, retried a few times while the configured name is being moved."""
+        return await self._retry_moved(retry, lambda: self._search_call(name, fn))
+
+    async def _search_call(self, name: str, fn: Callable[[VectorStore], T]) -> T:
+        """One store search, in the CPU lane when the store shares these cores."""
+        if self._search_lane is None:
+            return await self.call_store(name, fn)
+        async with self._search_lane.hold(Step.SEARCH):
+            return await self.call_store(name, fn)
 
     async def _retry_moved(self, retry: bool, call: Callable[[], Awaitable[T]]) -> T:
         """Await ``call()``; while the configured name is missing, retry (up to ~2 s)."""
