@@ -17,9 +17,10 @@ from typing import Any
 from mmrag.bench.sections import Row, Sizes
 
 QUICK = dict(images=64, naive_images=16, memory_images=256, bare_batches=2, vectors=10_000,
-             queries=12, concurrent_queries=400, store_sizes=[10_000], store_queries=20)
+             ann_vectors=0, queries=12, concurrent_queries=400, store_sizes=[10_000],
+             store_queries=20)
 TINY = dict(images=8, naive_images=4, memory_images=8, batch_size=4, bare_batches=1,
-            vectors=500, queries=3, concurrent_queries=8, clients=4, text_batch=4,
+            vectors=500, ann_vectors=500, queries=3, concurrent_queries=8, clients=4, text_batch=4,
             store_sizes=[500], store_queries=5)
 
 
