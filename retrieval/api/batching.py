@@ -29,6 +29,7 @@ SearchFn = Callable[[K, np.ndarray], Awaitable[Sequence[list[Hit]]]]
 WARM_WORDS = 16  # batch-1 text encodes of 1..16 words, one per trimmed token length
 WARM_BUDGET_S = 2.0  # stop warming once this much time went by (large models, slow CPUs)
 WARM_WORD = "photo"  # one token in CLIP's BPE vocabulary
+COMPANY_WINDOWS = 5  # after a search, wait up to this many batching windows for its clients
 
 
 class LruCache:
@@ -71,12 +72,14 @@ class TextBatcher:
     they use the same cores, see ``CpuLane``); while it is busy, new texts collect. When it is
     idle, a text goes on the next loop turn if the latest batch held one text (a lone client
     waits for nothing), else after ``window_s`` (concurrent clients: their next queries arrive
-    within a few ms of each other). When the lane goes idle, the texts that waited go after
-    ``window_s`` if the lane ran a search (the clients it answered send their next queries then)
-    or if fewer texts wait than the latest batch held, else at once: late clients join the next
-    batch instead of settling into a second, smaller one. A batch closes at ``max_batch``
-    texts. The model call runs on ``executor`` (one model thread), never on the loop.
-    Identical texts waiting at the same time share one slot, and results go to the LRU cache.
+    within a few ms of each other). When the lane goes idle after a model call, the texts that
+    waited go at once, or after ``window_s`` if fewer wait than the latest batch held. When it
+    goes idle after a search, the clients it answered send their next queries: the batch waits
+    until they are all back (as many as the latest batch held, plus the texts already waiting)
+    or ``company_s`` has passed since the first came. So concurrent clients settle into one
+    full batch instead of a big one and stragglers. A batch closes at ``max_batch`` texts. The
+    model call runs on ``executor`` (one model thread), never on the loop. Identical texts
+    waiting at the same time share one slot, and results go to the LRU cache.
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class TextBatcher:
         executor: Executor,
         *,
         window_s: float = 0.0,
+        company_s: float | None = None,
         max_batch: int = 16,
         cache: LruCache | None = None,
         on_lookup: Callable[[bool], None] | None = None,
@@ -93,6 +97,8 @@ class TextBatcher:
         self._embed = embed
         self._executor = executor
         self.window_s = max(0.0, window_s)
+        self.company_s = max(0.0, COMPANY_WINDOWS * self.window_s if company_s is None
+                             else company_s)
         self.max_batch = max(1, max_batch)
         self.cache = cache if cache is not None else LruCache(0)
         self._on_lookup = on_lookup
@@ -101,6 +107,7 @@ class TextBatcher:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_size = 0  # texts in the latest batch: >1 means concurrent clients
+        self._expected = 0  # after a search: texts the next batch waits for (0: none)
         self._lane = lane if lane is not None else CpuLane()
         self._lane.add_idle_listener(self._on_idle)
         self.batches = 0
@@ -116,29 +123,50 @@ class TextBatcher:
         if future is None:
             future = asyncio.get_running_loop().create_future()
             self._pending[text] = future
-            if len(self._pending) >= self.max_batch:
+            if self._complete():
                 self._flush()
             elif self._timer is None and not self._lane.busy:  # busy: the lane's idle flushes
-                company = self._last_size > 1  # queries came together lately: wait for more
-                self._schedule(self.window_s if company else 0.0)
+                self._schedule(self._wait_s())
         return await asyncio.shield(future)  # one waiter giving up must not cancel the others
 
+    def _complete(self) -> bool:
+        """At ``max_batch``, or (lane idle, after a search) every expected client is back."""
+        size = len(self._pending)
+        if size >= self.max_batch:
+            return True
+        return 0 < self._expected <= size and not self._lane.busy
+
+    def _wait_s(self) -> float:
+        """How long an open batch waits for company."""
+        if self._last_size <= 1:
+            return 0.0  # a lone client waits for nothing
+        return self.company_s if self._expected else self.window_s
+
     def _schedule(self, delay_s: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         self._timer = asyncio.get_running_loop().call_later(delay_s, self._flush_if_idle)
 
     def _flush_if_idle(self) -> None:
-        """The window ended: close the batch, unless the lane got busy (its idle flushes)."""
+        """The wait ended: close the batch, unless the lane got busy (its idle flushes)."""
         self._timer = None
         if not self._lane.busy:
             self._flush()
 
     def _on_idle(self, step: Step) -> None:
         """The lane went idle after ``step``: start what waited (see the class docstring)."""
+        company = self._last_size > 1
+        if step is Step.SEARCH and company:
+            self._expected = min(self.max_batch, len(self._pending) + self._last_size)
+            if self._complete():
+                self._schedule(0.0)
+            elif self._pending:
+                self._schedule(self.company_s)
+            return  # else the first text back starts the wait
         if not self._pending or self._timer is not None:
             return
-        more_coming = step is Step.SEARCH or len(self._pending) < self._last_size
-        company = self._last_size > 1
-        self._schedule(self.window_s if company and more_coming else 0.0)
+        straggler = company and len(self._pending) < self._last_size
+        self._schedule(self.window_s if straggler else 0.0)
 
     def _flush(self) -> None:
         """Close the current batch and start its model call."""
@@ -147,6 +175,7 @@ class TextBatcher:
             self._timer = None
         if not self._pending:
             return
+        self._expected = 0
         batch, self._pending = self._pending, {}
         self._running.update(batch)
         task = asyncio.get_running_loop().create_task(self._run(batch))

@@ -174,21 +174,28 @@ def test_clients_answered_by_a_search_join_the_next_batch() -> None:
     async def main() -> None:
         lane = CpuLane()
         with ThreadPoolExecutor(1) as pool:
-            batcher = TextBatcher(model, pool, window_s=0.3, lane=lane)
-            await asyncio.gather(*(batcher.embed(f"q{i}") for i in range(3)))  # company
-            waiting = None
-            async with lane.hold(Step.SEARCH):
-                waiting = asyncio.ensure_future(batcher.embed("late"))  # arrived meanwhile
+            batcher = TextBatcher(model, pool, window_s=0.01, company_s=1.0, lane=lane)
+            await asyncio.gather(*(batcher.embed(f"q{i}") for i in range(3)))  # 3 clients
+            async with lane.hold(Step.SEARCH):  # their search; one more text came meanwhile
+                late = asyncio.ensure_future(batcher.embed("late"))
                 await asyncio.sleep(0.01)
-            # the search ended: its clients come back within the window and join "late"
-            await asyncio.sleep(0.05)
-            assert len(model.calls) == 1
+            # the search answered 3 clients: the batch waits for them (well past window_s)
             back = [asyncio.ensure_future(batcher.embed(f"r{i}")) for i in range(2)]
-            await asyncio.gather(waiting, *back)
+            await asyncio.sleep(0.1)
+            assert len(model.calls) == 1
+            started = time.perf_counter()
+            await asyncio.gather(late, *back, batcher.embed("r2"))  # the last one is back
+            assert time.perf_counter() - started < 0.8  # it went at once, not after company_s
+            # one client leaves: the others go when company_s has passed since the first came
+            async with lane.hold(Step.SEARCH):
+                pass
+            started = time.perf_counter()
+            await asyncio.gather(*(batcher.embed(f"s{i}") for i in range(3)))
+            assert time.perf_counter() - started >= 0.9
             await batcher.close()
 
     run(main())
-    assert model.calls[1:] == [["late", "r0", "r1"]]
+    assert model.calls[1:] == [["late", "r0", "r1", "r2"], ["s0", "s1", "s2"]]
 
 
 def test_after_a_model_call_a_straggler_waits_for_company_but_a_full_group_goes_at_once() -> None:
