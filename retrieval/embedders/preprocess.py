@@ -117,7 +117,7 @@ def resize_and_crop(rgb: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
 
 def normalize(rgb: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """HxWx3 uint8 to CHW float32 ``(x / 255 - mean) / std`` (torchvision's float32 math)."""
-    chw = np.ascontiguousarray(rgb.transpose(2, 0, 1)).astype(np.float32)
+    chw = rgb.transpose(2, 0, 1).astype(np.float32, order="C")  # one copy, any input strides
     chw /= np.float32(255.0)
     chw -= np.asarray(cfg.mean, dtype=np.float32)[:, None, None]
     chw /= np.asarray(cfg.std, dtype=np.float32)[:, None, None]
@@ -143,11 +143,15 @@ def _resize(
 
 
 def _resize_torch(rgb: np.ndarray, size: tuple[int, int], interpolation: str) -> np.ndarray:
-    """Pillow's antialiased filter in torch's uint8 kernel (channels-last, one thread)."""
+    """Pillow's antialiased filter in torch's uint8 kernel (channels-last, one thread).
+
+    Returns an HxWx3 view of the kernel's CHW output: ``normalize`` turns it back to CHW, so
+    copying it to HWC order first (~0.25 ms for 224x298) would be wasted.
+    """
     mode = "bilinear" if interpolation == "bilinear" else "bicubic"
     pixels = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
     out = torch.nn.functional.interpolate(pixels, size=size, mode=mode, antialias=True)
-    return np.ascontiguousarray(out[0].permute(1, 2, 0).numpy())
+    return out[0].permute(1, 2, 0).numpy()
 
 
 def _keep_ratio_size(
