@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from retrieval import imaging
 from retrieval.errors import ImageDecodeError
 from retrieval.imaging import decode_image, read_image_size
 from tests.support.images import make_test_image
@@ -100,6 +101,26 @@ def test_every_orientation_matches_pillow(kind: str, orientation: int) -> None:
     assert out.shape == expected.shape
     assert np.abs(out.astype(int) - expected).max() <= tolerance
     assert read_image_size(data) == (out.shape[1], out.shape[0])
+
+
+@pytest.mark.parametrize("min_side", [None, 100, 50, 20])
+@pytest.mark.parametrize("kind", ["colour", "grey", "rotated", "cmyk"])
+def test_jpegs_decoded_straight_to_rgb_match_the_bgr_path(
+    kind: str, min_side: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rgb = make_test_image(5, 240, 320)
+    if kind == "grey":
+        data = cv2_bytes(rgb[:, :, 1].copy(), ".jpg")
+    elif kind == "cmyk":
+        data = pil_bytes(Image.fromarray(rgb).convert("CMYK"), "JPEG", quality=95)
+    else:
+        exif = exif_with(6 if kind == "rotated" else 1)
+        data = pil_bytes(Image.fromarray(rgb), "JPEG", exif=exif, quality=95)
+    direct = decode_image(data, min_side=min_side)
+    monkeypatch.setattr(imaging, "_JPEG_RGB_FLAGS", {})  # OpenCV without IMREAD_COLOR_RGB
+    via_bgr = decode_image(data, min_side=min_side)
+    assert_rgb(direct, via_bgr.shape[:2])
+    assert np.array_equal(direct, via_bgr)
 
 
 # --- channels, alpha, depth ------------------------------------------------------------------
