@@ -635,9 +635,10 @@ def _concurrent_load(port: int, sizes: Sizes) -> tuple[float, np.ndarray]:
 def batched_ceiling(store: Any, embedder: Any, sizes: Sizes) -> float:
     """Queries/s of "encode N texts, then one store.search of N" in process, no HTTP: what the
     server's two micro-batchers do, and so the most it can serve N clients."""
-    batch_q = unique_queries(sizes.clients * 4, seed=23)
+    batch_q = unique_queries(sizes.clients * 8, seed=23)
     groups = [batch_q[i : i + sizes.clients] for i in range(0, len(batch_q), sizes.clients)]
-    store.search(embedder.embed_texts(groups[0]), k=10)  # warm the batch shapes
+    for group in groups:  # warm every batch shape first: a steady state, as the server's is
+        store.search(embedder.embed_texts(group), k=10)
     started = time.perf_counter()
     for group in groups:
         store.search(embedder.embed_texts(group), k=10)
