@@ -80,26 +80,26 @@ def test_a_waiter_that_gives_up_never_blocks_the_lane() -> None:
                     await wait.wait()
                 return kind.name
 
-        holder = asyncio.ensure_future(hold(Step.MODEL, gate))
-        await asyncio.sleep(0.01)
-        leaving = asyncio.ensure_future(hold(Step.SEARCH))
-        staying = asyncio.ensure_future(hold(Step.MODEL))
-        await asyncio.sleep(0.01)
+        async def line_up(gate: asyncio.Event) -> list[asyncio.Future[str]]:
+            """A model step holding the lane until ``gate``; a search and a model step waiting."""
+            holder = asyncio.ensure_future(hold(Step.MODEL, gate))
+            await asyncio.sleep(0.01)
+            waiting = [asyncio.ensure_future(hold(kind)) for kind in (Step.SEARCH, Step.MODEL)]
+            await asyncio.sleep(0.01)
+            return [holder, *waiting]
+
+        holder, leaving, staying = await line_up(gate)
         leaving.cancel()
         gate.set()
         assert await staying == "MODEL" and await holder == "MODEL"
         assert leaving.cancelled() and not lane.busy
         # granted and cancelled in the same loop turn: the lane passes on, it is not lost
-        gate2 = asyncio.Event()
-        holder = asyncio.ensure_future(hold(Step.MODEL, gate2))
-        await asyncio.sleep(0.01)
-        granted_then_cancelled = asyncio.ensure_future(hold(Step.SEARCH))
-        after = asyncio.ensure_future(hold(Step.MODEL))
-        await asyncio.sleep(0.01)
-        gate2.set()
+        gate = asyncio.Event()
+        holder, granted_then_cancelled, after = await line_up(gate)
+        gate.set()
         await asyncio.sleep(0)  # the holder releases: the search is granted ...
         granted_then_cancelled.cancel()  # ... and gives up before it runs
-        assert await after == "MODEL"
+        assert await after == "MODEL" and await holder == "MODEL"
         assert not lane.busy
 
     run(main())
