@@ -394,17 +394,29 @@ class Service:
             _close_quietly(store)
         return current
 
-    async def call_store(self, collection: str | None, fn: Callable[[VectorStore], T]) -> T:
-        """Run ``fn(store)`` on a store thread; reconnect once if Milvus was unreachable."""
+    async def call_store(
+        self, collection: str | None, fn: Callable[[VectorStore], T], *, search: bool = False
+    ) -> T:
+        """Run ``fn(store)`` on a store thread (a ``search`` in the CPU lane when the store
+        shares these cores); reconnect once, outside the lane, if Milvus was unreachable."""
         name = self._name(collection)
         generation = self._generation
         try:
-            return await _run(self.store_executor, lambda: fn(self._store(name)))
+            return await self._on_store_thread(name, fn, search)
         except StoreUnavailableError:
             self.metrics.store_errors.inc()
             if not await self._reconnect(generation):
                 raise
-        return await _run(self.store_executor, lambda: fn(self._store(name)))
+        return await self._on_store_thread(name, fn, search)
+
+    async def _on_store_thread(
+        self, name: str, fn: Callable[[VectorStore], T], search: bool
+    ) -> T:
+        lane = self._search_lane if search else None
+        if lane is None:
+            return await _run(self.store_executor, lambda: fn(self._store(name)))
+        async with lane.hold(Step.SEARCH):
+            return await _run(self.store_executor, lambda: fn(self._store(name)))
 
     async def _reconnect(self, seen_generation: int) -> bool:
         """Reopen every store (new Milvus connections); False when it is too soon or fails."""
@@ -516,15 +528,9 @@ class Service:
         return await self._call_search(key.collection, key.retry, run)
 
     async def _call_search(self, name: str, retry: bool, fn: Callable[[VectorStore], T]) -> T:
-        """``_search_call``, retried a few times while the configured name is being moved."""
-        return await self._retry_moved(retry, lambda: self._search_call(name, fn))
-
-    async def _search_call(self, name: str, fn: Callable[[VectorStore], T]) -> T:
-        """One store search, in the CPU lane when the store shares these cores."""
-        if self._search_lane is None:
-            return await self.call_store(name, fn)
-        async with self._search_lane.hold(Step.SEARCH):
-            return await self.call_store(name, fn)
+        """A search through ``call_store``, retried a few times while the configured name is
+        being moved."""
+        return await self._retry_moved(retry, lambda: self.call_store(name, fn, search=True))
 
     async def _retry_moved(self, retry: bool, call: Callable[[], Awaitable[T]]) -> T:
         """Await ``call()``; while the configured name is missing, retry (up to ~2 s)."""
