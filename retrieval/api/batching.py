@@ -76,7 +76,7 @@ class TextBatcher:
     waited go at once, or after ``window_s`` if fewer wait than the latest batch held. When it
     goes idle after a search, the clients it answered send their next queries: the batch waits
     until they are all back (as many as the latest batch held, plus the texts already waiting)
-    or ``company_s`` has passed since the first came. So concurrent clients settle into one
+    or ``company_s`` has passed since the search ended. So concurrent clients settle into one
     full batch instead of a big one and stragglers. A batch closes at ``max_batch`` texts. The
     model call runs on ``executor`` (one model thread), never on the loop. Identical texts
     waiting at the same time share one slot, and results go to the LRU cache.
@@ -107,7 +107,8 @@ class TextBatcher:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_size = 0  # texts in the latest batch: >1 means concurrent clients
-        self._expected = 0  # after a search: texts the next batch waits for (0: none)
+        self._expected = 0  # after a search: texts the next batch waits for (0: none) ...
+        self._expected_until = 0.0  # ... until this loop time
         self._lane = lane if lane is not None else CpuLane()
         self._lane.add_idle_listener(self._on_idle)
         self.batches = 0
@@ -129,18 +130,26 @@ class TextBatcher:
                 self._schedule(self._wait_s())
         return await asyncio.shield(future)  # one waiter giving up must not cancel the others
 
+    def _expecting(self) -> int:
+        """Texts still expected from the clients the latest search answered (0: none)."""
+        if self._expected and asyncio.get_running_loop().time() < self._expected_until:
+            return self._expected
+        return 0
+
     def _complete(self) -> bool:
         """At ``max_batch``, or (lane idle, after a search) every expected client is back."""
         size = len(self._pending)
         if size >= self.max_batch:
             return True
-        return 0 < self._expected <= size and not self._lane.busy
+        return 0 < self._expecting() <= size and not self._lane.busy
 
     def _wait_s(self) -> float:
         """How long an open batch waits for company."""
         if self._last_size <= 1:
             return 0.0  # a lone client waits for nothing
-        return self.company_s if self._expected else self.window_s
+        if self._expecting():
+            return max(0.0, self._expected_until - asyncio.get_running_loop().time())
+        return self.window_s
 
     def _schedule(self, delay_s: float) -> None:
         if self._timer is not None:
@@ -158,6 +167,7 @@ class TextBatcher:
         company = self._last_size > 1
         if step is Step.SEARCH and company:
             self._expected = min(self.max_batch, len(self._pending) + self._last_size)
+            self._expected_until = asyncio.get_running_loop().time() + self.company_s
             if self._complete():
                 self._schedule(0.0)
             elif self._pending:

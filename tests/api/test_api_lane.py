@@ -192,10 +192,17 @@ def test_clients_answered_by_a_search_join_the_next_batch() -> None:
             started = time.perf_counter()
             await asyncio.gather(*(batcher.embed(f"s{i}") for i in range(3)))
             assert time.perf_counter() - started >= 0.9
+            # nobody came back within company_s: a later client waits window_s, not company_s
+            async with lane.hold(Step.SEARCH):
+                pass
+            await asyncio.sleep(1.1)
+            started = time.perf_counter()
+            await batcher.embed("much later")
+            assert time.perf_counter() - started < 0.8
             await batcher.close()
 
     run(main())
-    assert model.calls[1:] == [["late", "r0", "r1", "r2"], ["s0", "s1", "s2"]]
+    assert model.calls[1:] == [["late", "r0", "r1", "r2"], ["s0", "s1", "s2"], ["much later"]]
 
 
 def test_after_a_model_call_a_straggler_waits_for_company_but_a_full_group_goes_at_once() -> None:
