@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         "waits for company (a lone client never waits)"
     )
     max_query_batch: int = Field(16, ge=1, description="largest micro-batch of text queries")
+    search_lane: Literal["auto", "shared", "separate"] = Field(
+        "auto", description="whether store searches take turns with model calls: 'shared' "
+        "(one CPU lane), 'separate' (they overlap), 'auto': shared when the store runs on this "
+        "machine (Milvus Lite, a loopback server)"
+    )
     thumbnail_dir: Path | None = Field(None, description="thumbnail cache (default: next to db)")
 
     llm: Literal["extractive", "openai"] = Field("extractive", description="answerer backend")

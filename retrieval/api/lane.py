@@ -99,3 +99,11 @@ def shares_cpu(uri: str) -> bool:
         return True
     host = urlsplit(uri.strip()).hostname or ""
     return host.lower() in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def searches_share_lane(mode: str, uri: str) -> bool:
+    """Whether store searches take turns with model calls (``MMRAG_SEARCH_LANE``: shared,
+    separate, or auto: shared when the store runs on this machine)."""
+    if mode in ("shared", "separate"):
+        return mode == "shared"
+    return shares_cpu(uri)

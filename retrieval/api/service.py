@@ -29,7 +29,7 @@ from retrieval.api import follow
 from retrieval.api.batching import LruCache, SearchBatcher, TextBatcher, warm_text_shapes
 from retrieval.api.errors import ApiError
 from retrieval.api.images import ThumbnailCache, default_thumbnail_dir
-from retrieval.api.lane import CpuLane, Step, shares_cpu
+from retrieval.api.lane import CpuLane, Step, searches_share_lane
 from retrieval.api.metrics import ApiMetrics
 from retrieval.components import Components, build_components
 from retrieval.config import Settings
@@ -146,7 +146,8 @@ class Service:
         self.store_executor = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="mmrag-store")
         self.io_executor = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="mmrag-io")
         self.lane = CpuLane()  # model calls; searches too when the store shares these cores
-        self._search_lane = self.lane if shares_cpu(settings.uri) else None
+        shared = searches_share_lane(settings.search_lane, settings.uri)
+        self._search_lane = self.lane if shared else None
         self.cache = LruCache(settings.query_cache_size)
         self.batcher = self._new_batcher(self._embed_texts, self.cache)
         self.search_batcher: SearchBatcher[SearchKey] = SearchBatcher(

@@ -15,11 +15,13 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from retrieval.api import create_app
 from retrieval.api.batching import TextBatcher
-from retrieval.api.lane import CpuLane, Step, shares_cpu
+from retrieval.api.lane import CpuLane, Step, searches_share_lane, shares_cpu
 from retrieval.api.service import Service
+from retrieval.config import Settings
 from tests.api.helpers import ApiData
 
 
@@ -121,6 +123,15 @@ def test_a_waiter_that_gives_up_never_blocks_the_lane() -> None:
 )
 def test_which_stores_share_this_machines_cores(uri: str, local: bool) -> None:
     assert shares_cpu(uri) is local
+    assert searches_share_lane("auto", uri) is local
+    assert searches_share_lane("shared", uri) is True
+    assert searches_share_lane("separate", uri) is False
+
+
+def test_the_lane_setting_is_validated() -> None:
+    assert Settings(search_lane="separate").search_lane == "separate"
+    with pytest.raises(ValidationError, match="'auto', 'shared' or 'separate'"):
+        Settings(search_lane="sometimes")  # type: ignore[arg-type]
 
 
 # ----- TextBatcher in a shared lane ----------------------------------------------------------
