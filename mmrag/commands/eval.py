@@ -20,6 +20,8 @@ from retrieval.evaluation import (
     evaluate,
     load_queries,
 )
+from retrieval.follow_model import check_query_model, query_embedder
+from retrieval.search import Searcher
 
 COLUMNS = (
     *((f"R@{k}", f"recall@{k}") for k in K_VALUES),
@@ -66,8 +68,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     queries = load_queries(args.queries)
     components = build_components(settings)
     try:
+        # a reindexed (moved) name is read with its new model; a plain one with the configured
+        embedder = query_embedder(components)
+        check_query_model(Searcher(embedder, components.store))
         report = evaluate(
-            components.embedder,
+            embedder,
             components.store,
             queries,
             EvalOptions(exact=args.exact, keep_self=args.keep_self),

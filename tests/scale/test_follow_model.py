@@ -115,6 +115,12 @@ def test_cli_follows_a_reindexed_name_to_its_new_model(
     assert mmrag_main(ask) == 0, capsys.readouterr().err
     answer = json.loads(capsys.readouterr().out)
     assert len(answer["citations"]) == 2
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(json.dumps({"image": str(query), "relevant": [hits[0]["id"]]}) + "\n")
+    assert mmrag_main(["eval", str(queries), "--keep-self", "--json", *_flags(settings)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == summary["new_model"]
+    assert report["tasks"][0]["metrics"]["mrr"] == pytest.approx(1.0)
 
 
 def test_cli_refuses_another_model_on_a_plain_collection(
@@ -127,7 +133,10 @@ def test_cli_refuses_another_model_on_a_plain_collection(
         model_a = store.info().model_id
     other = tiny_settings(settings.uri, "gallery", config_b, ckpt_b)
     model_b = create_embedder_from_settings(other).model_id
-    for command in (["search", "a dog", "--json"], ["ask", "a dog", "--llm", "extractive"]):
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(json.dumps({"query": "a dog", "relevant": ["x"]}) + "\n")
+    for command in (["search", "a dog", "--json"], ["ask", "a dog", "--llm", "extractive"],
+                    ["eval", str(queries)]):
         assert mmrag_main([*command, *_flags(other)]) == 2  # configuration wins: no follow
         err = capsys.readouterr().err
         assert model_a in err and model_b in err and "reindex" in err
