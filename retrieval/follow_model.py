@@ -1,6 +1,6 @@
 """Which model reads a collection: the configured one, or the one a moved name now records.
 
-One rule for every reader (the API at startup, ``mmrag search``, ``mmrag ask``): explicit
+One rule for every reader (the API at startup, ``mmrag search``, ``ask``, ``eval``): explicit
 configuration wins for a plain collection; only a MOVED name is followed. The reader loads the
 model a collection records (``retrieval.model_spec``) instead of the configured one only when
 
