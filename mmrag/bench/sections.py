@@ -516,12 +516,14 @@ class Served:
 
 
 def fill_search_db(
-    db: Path, embedder: Any, spec: dict, vectors: np.ndarray, index_type: str = "auto"
+    db: Path, model: str, embedder: Any, vectors: np.ndarray, index_type: str = "auto"
 ) -> None:
-    """A collection "bench" of ``vectors`` (ids v0, v1, ...), flushed; kept when already full."""
+    """A collection "bench" of ``vectors`` (ids v0, v1, ...) recording ``model``'s random
+    checkpoint as its spec, flushed; kept when already full."""
     from retrieval.stores import open_store
     from retrieval.types import Record
 
+    spec = {"model": model, "pretrained": None, "checkpoint": str(checkpoint_for(model))}
     store = open_store(str(db), "bench", index_type=index_type)
     try:
         if store.exists() and store.count() >= len(vectors):
@@ -658,8 +660,7 @@ def search_section(
     from retrieval.stores import open_store
 
     db = work / f"search-{model}-{sizes.vectors}.db"
-    spec = {"model": model, "pretrained": None, "checkpoint": str(checkpoint_for(model))}
-    fill_search_db(db, embedder, spec, unit_vectors(sizes.vectors, embedder.dim, seed=5))
+    fill_search_db(db, model, embedder, unit_vectors(sizes.vectors, embedder.dim, seed=5))
     store = open_store(str(db), "bench")
     queries = unique_queries(sizes.queries, seed=21)
     for text in warm_texts(seed=3):
@@ -735,8 +736,7 @@ def ann_search_rows(
     n = sizes.ann_vectors
     base, held_out, _, _ = dataset("clustered", n, sizes.store_queries, embedder.dim)
     db = work / f"ivf-{model}-{n}.db"  # Lite file names: at most 36 characters
-    spec = {"model": model, "pretrained": None, "checkpoint": str(checkpoint_for(model))}
-    fill_search_db(db, embedder, spec, base, index_type="IVF_FLAT")
+    fill_search_db(db, model, embedder, base, index_type="IVF_FLAT")
     store = open_store(str(db), "bench")
     found = [[int(h.id[1:]) for h in hits] for hits in store.search(held_out, k=10)]
     in_process = batched_ceiling(store, embedder, sizes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import ipaddress
 import itertools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -12,8 +13,6 @@ from enum import IntEnum
 from urllib.parse import urlsplit
 
 from retrieval.stores import is_local_uri
-
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
 
 
 class Step(IntEnum):
@@ -44,8 +43,8 @@ class CpuLane:
 
     @property
     def busy(self) -> bool:
-        """Whether a step holds the lane or waits for it."""
-        return self._held or any(not f.done() for _, _, f in self._waiting)
+        """Whether a step holds the lane (steps only wait while one does: release passes it on)."""
+        return self._held
 
     def add_idle_listener(self, listener: IdleListener) -> None:
         """Call ``listener(step)`` whenever the lane goes idle after ``step``."""
@@ -97,8 +96,14 @@ def shares_cpu(uri: str) -> bool:
     """Whether the store named by ``uri`` searches on this machine's cores (Lite, loopback)."""
     if is_local_uri(uri) or uri.strip().lower().startswith("unix:"):
         return True
-    host = urlsplit(uri.strip()).hostname or ""
-    return host.lower() in LOOPBACK_HOSTS or host.startswith("127.")
+    host = (urlsplit(uri.strip()).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a host name: assume another machine
+    return address.is_loopback or address.is_unspecified
 
 
 def searches_share_lane(mode: str, uri: str) -> bool:

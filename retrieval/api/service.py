@@ -14,6 +14,7 @@ length before serving (``warm_text_shapes``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import threading
@@ -414,9 +415,7 @@ class Service:
         self, name: str, fn: Callable[[VectorStore], T], search: bool
     ) -> T:
         lane = self._search_lane if search else None
-        if lane is None:
-            return await _run(self.store_executor, lambda: fn(self._store(name)))
-        async with lane.hold(Step.SEARCH):
+        async with lane.hold(Step.SEARCH) if lane is not None else contextlib.nullcontext():
             return await _run(self.store_executor, lambda: fn(self._store(name)))
 
     async def _reconnect(self, seen_generation: int) -> bool:

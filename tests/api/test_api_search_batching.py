@@ -176,16 +176,24 @@ def test_a_lone_search_does_not_wait_for_the_window() -> None:
     assert hit_ids(asyncio.run(main())) == hit_ids(store.top((3, 0), row))
 
 
+async def start_held_call(
+    store: BruteForce, batcher: SearchBatcher, key: tuple[int, int], row: np.ndarray
+) -> asyncio.Future[list[Hit]]:
+    """Start a search whose store call runs and is held (by a closed gate) until opened."""
+    store.gate = asyncio.Event()
+    started = asyncio.ensure_future(batcher.search(key, row))
+    while not store.calls:
+        await asyncio.sleep(0)
+    return started
+
+
 def test_searches_arriving_while_the_store_is_busy_share_the_next_call() -> None:
     store = BruteForce()
     rows = queries(5)
 
     async def main() -> None:
-        store.gate = asyncio.Event()
         batcher = SearchBatcher(store, window_s=3600.0)
-        first = asyncio.ensure_future(batcher.search((3, 0), rows[0]))
-        while not store.calls:  # the first call is running (held by the gate)
-            await asyncio.sleep(0)
+        first = await start_held_call(store, batcher, (3, 0), rows[0])
         later = []
         for row in rows[1:]:  # one per loop turn, as separate requests would come
             later.append(asyncio.ensure_future(batcher.search((3, 0), row)))
@@ -205,11 +213,8 @@ def test_close_flushes_a_waiting_batch() -> None:
     rows = queries(4)
 
     async def main() -> None:
-        store.gate = asyncio.Event()
         batcher = SearchBatcher(store, window_s=3600.0)
-        busy = asyncio.ensure_future(batcher.search((2, 0), rows[0]))
-        while not store.calls:
-            await asyncio.sleep(0)
+        busy = await start_held_call(store, batcher, (2, 0), rows[0])
         waiting = [asyncio.ensure_future(batcher.search((2, 1), row)) for row in rows[1:]]
         await asyncio.sleep(0)
         assert len(store.calls) == 1  # the (2, 1) batch waits for the window
