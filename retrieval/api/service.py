@@ -40,6 +40,7 @@ from retrieval.mmr import mmr_order
 from retrieval.search import Searcher
 from retrieval.stores import open_store
 from retrieval.stores.base import VectorStore
+from retrieval.stores.offline import OfflineStore
 from retrieval.types import CollectionInfo, Hit, Record
 
 log = logging.getLogger(__name__)
@@ -60,29 +61,6 @@ KEYS_SAMPLE_ROWS = 2000
 MMR_MIN_CANDIDATES = 50
 MMR_CANDIDATE_FACTOR = 3
 MILVUS_MAX_TOPK = 16384
-
-
-class OfflineStore(VectorStore):
-    """Stands in for a store that could not be opened: every call is StoreUnavailableError."""
-
-    def __init__(self, collection: str, message: str) -> None:
-        self.collection = collection
-        self.message = message
-
-    def _down(self, *args: Any, **kwargs: Any) -> Any:
-        raise StoreUnavailableError(self.message)
-
-    ensure_collection = exists = info = upsert = flush = existing_ids = _down
-    search = get = delete = count = drop = list_collections = _down
-
-    def iterate(
-        self, batch_size: int = 1000, *, with_vectors: bool = True
-    ) -> Iterator[list[Record]]:
-        """Unavailable."""
-        raise StoreUnavailableError(self.message)
-
-    def close(self) -> None:
-        """Nothing to release."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,33 @@
+"""A stand-in for a store that could not be opened: every call says the store is unavailable."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from retrieval.errors import StoreUnavailableError
+from retrieval.stores.base import VectorStore
+from retrieval.types import Record
+
+
+class OfflineStore(VectorStore):
+    """Stands in for a store that could not be opened: every call is StoreUnavailableError."""
+
+    def __init__(self, collection: str, message: str) -> None:
+        self.collection = collection
+        self.message = message
+
+    def _down(self, *args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailableError(self.message)
+
+    ensure_collection = exists = info = upsert = flush = existing_ids = _down
+    search = get = delete = count = drop = list_collections = _down
+
+    def iterate(
+        self, batch_size: int = 1000, *, with_vectors: bool = True
+    ) -> Iterator[list[Record]]:
+        """Unavailable."""
+        raise StoreUnavailableError(self.message)
+
+    def close(self) -> None:
+        """Nothing to release."""
