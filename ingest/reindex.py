@@ -31,8 +31,8 @@ from retrieval.config import Settings
 from retrieval.embedders.base import Embedder
 from retrieval.errors import ConfigError, StoreError
 from retrieval.model_spec import spec_from_settings
-from retrieval.stores import is_local_uri, open_store
-from retrieval.stores.milvus import MilvusStore
+from retrieval.stores import open_store
+from retrieval.stores.base import VectorStore
 from retrieval.types import Modality, Record
 
 log = logging.getLogger(__name__)
@@ -190,13 +190,12 @@ def _pick_target(settings: Settings, name: str, current: str, embedder: Embedder
     previous = f"{name}_v{int(latest.rsplit('_v', 1)[1]) - 1}"
     if previous in existing and previous != current:
         with open_store(settings.uri, previous, token=settings.token) as store:
-            assert isinstance(store, MilvusStore)
             if store.describe_target().model_id == embedder.model_id:
                 return previous
     return latest
 
 
-def _adopt(live: MilvusStore, name: str) -> str:
+def _adopt(live: VectorStore, name: str) -> str:
     """Server: rename the real collection ``name`` to ``<name>_v1`` and alias ``name`` to it."""
     old = f"{name}_v1"
     if old in live.list_collections():
@@ -219,8 +218,6 @@ def reindex(
     started = time.perf_counter()
     name = settings.collection
     live = open_store(settings.uri, name, token=settings.token)
-    if not isinstance(live, MilvusStore):
-        raise ConfigError("reindex needs a Milvus store")
     try:
         if not live.exists():
             raise ConfigError(f"collection {name!r} does not exist at {settings.uri}")
@@ -230,7 +227,7 @@ def reindex(
                 f"{name!r} is already built with {embedder.model_id!r}; pass --force to rebuild"
             )
         adopted = False
-        if not is_local_uri(settings.uri) and live.describe_alias(name) is None:
+        if not live.capabilities.alias_shadows_collection and live.describe_alias(name) is None:
             _adopt(live, name)  # a real collection: make the name an alias first
             adopted = True
             current = live.describe_target()
@@ -248,13 +245,11 @@ def reindex(
             summary.elapsed_s = time.perf_counter() - started
             return summary
         with open_store(settings.uri, target, token=settings.token) as new:
-            assert isinstance(new, MilvusStore)
             new.set_alias(name)
         summary.switched = True
         if opts.drop_old:
             time.sleep(opts.grace_s)  # queries embedded with the old model finish there
             with open_store(settings.uri, current.collection, token=settings.token) as old:
-                assert isinstance(old, MilvusStore)
                 if not old.list_aliases():
                     old.drop()
                     summary.dropped_old = True
@@ -297,7 +292,7 @@ def _rebuild(
                     if progress is not None and not catch_up:
                         progress(len(batch))
         new.flush()
-        if isinstance(new, MilvusStore) and not new.wait_until_indexed(timeout=300):
+        if not new.wait_until_indexed(timeout=300):
             raise StoreError(f"{summary.new_collection!r} was not indexed within 300 s")
     finally:
         fetcher.close()
@@ -306,7 +301,7 @@ def _rebuild(
 
 
 def _write(
-    new: Any,
+    new: VectorStore,
     embedding: _Embedding,
     todo: list[Record],
     pool: ThreadPoolExecutor,

@@ -28,8 +28,7 @@ from retrieval.embedders.base import Embedder
 from retrieval.errors import CollectionNotFoundError, MmragError, ModelMismatchError
 from retrieval.model_spec import embedder_for_spec, same_spec
 from retrieval.search import Searcher
-from retrieval.stores.base import VectorStore
-from retrieval.stores.milvus import MilvusStore, Target
+from retrieval.stores.base import Target, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +44,7 @@ __all__ = [
 
 
 def read_target(store: VectorStore) -> Target | None:
-    """Where the store's configured name points now (blocking); None when it cannot tell."""
-    if not isinstance(store, MilvusStore):
-        return None
+    """Where the store's configured name points now (blocking); None when it names nothing."""
     try:
         return store.describe_target()
     except CollectionNotFoundError:

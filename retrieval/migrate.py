@@ -19,7 +19,6 @@ import numpy as np
 from retrieval.errors import ConfigError
 from retrieval.stores import open_store
 from retrieval.stores.base import VectorStore
-from retrieval.stores.milvus import MilvusStore
 from retrieval.types import Record
 
 MIN_COSINE = 0.9999
@@ -91,8 +90,8 @@ def copy_collection(
     if not source.exists():
         raise ConfigError(f"source collection {source.collection!r} does not exist")
     info = source.info()
-    spec = source.model_spec() if isinstance(source, MilvusStore) else None
-    target.ensure_collection(info.dim, info.model_id, spec=spec)  # refuses another model
+    # refuses another model; records the source's model spec on a new target
+    target.ensure_collection(info.dim, info.model_id, spec=source.model_spec())
     ids: list[str] = []
     for batch in source.iterate(batch_size=batch_size, with_vectors=False):
         batch_ids = [r.id for r in batch]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -11,10 +12,39 @@ import numpy as np
 from retrieval.types import CollectionInfo, Hit, Record
 
 
-class VectorStore(ABC):
-    """One collection of unit vectors with their fields; ids are unique (upsert semantics)."""
+@dataclass(frozen=True)
+class Target:
+    """The concrete collection behind a name (an alias resolved) and the model it was built with."""
 
     collection: str
+    model_id: str
+    dim: int
+    spec: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do differently from another, fixed when the store connects."""
+
+    embedded: bool  # the data is a local file served on this machine (Milvus Lite)
+    # An alias may carry the name of an existing collection and wins over it (Lite pointer
+    # files); False: the name must be free, so a real collection is renamed before aliasing.
+    alias_shadows_collection: bool
+
+
+class VectorStore(ABC):
+    """One collection of unit vectors with their fields; ids are unique (upsert semantics).
+
+    ``collection`` is the configured name, which may be an alias: reads follow it to the
+    concrete collection it names (see ``resolve``, ``describe_target`` and ``refresh``).
+    """
+
+    collection: str
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> Capabilities:
+        """What this backend can do (chosen at connect time)."""
 
     @abstractmethod
     def ensure_collection(
@@ -90,6 +120,51 @@ class VectorStore(ABC):
     @abstractmethod
     def drop(self) -> None:
         """Delete the whole collection."""
+
+    @abstractmethod
+    def wait_until_indexed(self, timeout: float = 120.0, poll: float = 0.5) -> bool:
+        """After flush(): wait until every row is searched through the index (False: timeout)."""
+
+    # ----- names: targets and aliases ------------------------------------------------------
+
+    @abstractmethod
+    def describe_target(self) -> Target:
+        """Where the configured name points now, and the model recorded there.
+
+        Read afresh on every call, even when the store itself is pinned elsewhere.
+        """
+
+    @abstractmethod
+    def model_spec(self) -> dict[str, Any] | None:
+        """How the collection's model was specified when it was created (None: not recorded)."""
+
+    @abstractmethod
+    def resolve(self) -> str:
+        """The concrete collection this store's name reads now (an alias's current target)."""
+
+    @abstractmethod
+    def refresh(self) -> str:
+        """Follow the name again (a moved alias is read from now on); returns the target."""
+
+    @abstractmethod
+    def set_alias(self, alias: str) -> None:
+        """Point ``alias`` at this store's collection: created, or moved atomically."""
+
+    @abstractmethod
+    def describe_alias(self, alias: str) -> str | None:
+        """The collection ``alias`` names, or None when there is no such alias."""
+
+    @abstractmethod
+    def drop_alias(self, alias: str) -> bool:
+        """Remove ``alias`` (its collection stays); False when there was none."""
+
+    @abstractmethod
+    def list_aliases(self) -> list[str]:
+        """The aliases that name this store's collection."""
+
+    @abstractmethod
+    def rename(self, new_name: str) -> None:
+        """Rename the collection (a ConfigError where the backend cannot)."""
 
     @abstractmethod
     def close(self) -> None:

@@ -28,7 +28,7 @@ from retrieval.errors import (
 )
 from retrieval.ids import MAX_ID_LENGTH
 from retrieval.stores import is_local_uri, lite_aliases
-from retrieval.stores.base import VectorStore
+from retrieval.stores.base import Capabilities, Target, VectorStore
 from retrieval.stores.expr import ids_in_expr, quote_string
 from retrieval.stores.milvus_rows import (
     COLLECTION_NAME,
@@ -82,16 +82,6 @@ class _Meta:
     collection: str  # the concrete collection (an alias resolved)
     spec: dict[str, Any] | None  # how to load the model again (see ensure_collection)
     at: float
-
-
-@dataclass(frozen=True)
-class Target:
-    """The concrete collection behind a name (an alias resolved) and the model it was built with."""
-
-    collection: str
-    model_id: str
-    dim: int
-    spec: dict[str, Any] | None
 
 
 def _is_not_found(message: str) -> bool:
@@ -180,6 +170,11 @@ class MilvusStore(VectorStore):
         self._client: MilvusClient | None = self._connect(token, connect_timeout)
         if self._lite_db is not None:
             self._target = lite_aliases.resolve(self._lite_db, collection)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Milvus Lite: an embedded file with pointer-file aliases; a server: real aliases."""
+        return Capabilities(embedded=self.is_local, alias_shadows_collection=self.is_local)
 
     def __repr__(self) -> str:
         """Show where the store points, never the token."""

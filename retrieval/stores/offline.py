@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from retrieval.errors import StoreUnavailableError
-from retrieval.stores.base import VectorStore
+from retrieval.stores.base import Capabilities, VectorStore
 from retrieval.types import Record
 
 
@@ -22,6 +22,13 @@ class OfflineStore(VectorStore):
 
     ensure_collection = exists = info = upsert = flush = existing_ids = _down
     search = get = delete = count = drop = list_collections = _down
+    wait_until_indexed = describe_target = model_spec = resolve = refresh = _down
+    set_alias = describe_alias = drop_alias = list_aliases = rename = _down
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Unknown until the store can be reached: unavailable."""
+        raise StoreUnavailableError(self.message)
 
     def iterate(
         self, batch_size: int = 1000, *, with_vectors: bool = True
