@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import cv2
 
-from ingest.loading import Prepare, Work, open_regular, os_reason
+from ingest.loading import Prepare, Work
 from ingest.sources import SourceItem
 from ingest.video import Sample, VideoError, VideoReader, file_hash, frame_source
 from retrieval.errors import EmbeddingError
+from retrieval.image_rows import open_regular, os_reason
 
 MAX_SOURCE_BYTES = 2048  # the store's source field
 

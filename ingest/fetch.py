@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from retrieval.image_rows import DEFAULT_MAX_BYTES
+
 USER_AGENT = "mmrag-ingest/0.1"
 MAX_REDIRECTS = 5
 _OCTET = ("application/octet-stream", "binary/octet-stream", "")
@@ -53,7 +55,7 @@ class FetchOptions:
     retries: int = 3
     backoff_s: float = 0.5
     max_backoff_s: float = 10.0
-    max_bytes: int = 50 * 1024 * 1024
+    max_bytes: int = DEFAULT_MAX_BYTES
 
 
 def looks_like_image(data: bytes) -> bool:

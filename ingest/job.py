@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -35,10 +35,16 @@ from ingest.sources import SourceItem
 from pipelines import pipe
 from pipelines.errors import PipelineError
 from retrieval.components import Components
-from retrieval.errors import MmragError, StoreError, StoreUnavailableError
+from retrieval.embedders.tagged import EmbeddingModel
+from retrieval.errors import MmragError
+from retrieval.image_rows import (
+    DEFAULT_MAX_BYTES,
+    ensure_collection_for,
+    image_record,
+    write_rows,
+)
+from retrieval.imaging import DEFAULT_MAX_PIXELS
 from retrieval.model_spec import spec_from_settings
-from retrieval.stores.base import VectorStore
-from retrieval.types import Modality, Record
 
 
 class ProgressSink(Protocol):
@@ -60,8 +66,8 @@ class IngestOptions:
     fetch_workers: int = 16
     insert_batch_size: int = 256
     dedup_batch_size: int = 64
-    max_pixels: int = 50_000_000
-    max_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES
     video_every_s: float = 2.0
     fetch: FetchOptions = field(default_factory=FetchOptions)
     rejects_kept: int = 1000
@@ -181,19 +187,6 @@ class _Tally:
         return out
 
 
-def _record(work: Work, vector: np.ndarray, model_id: str) -> Record:
-    """The stored row of a work."""
-    return Record(
-        id=work.id,
-        vector=vector,
-        source=work.source,
-        caption=work.item.caption,
-        modality=Modality.IMAGE,
-        metadata=dict(work.fields),
-        model_id=model_id,
-    )
-
-
 def run_ingest(
     components: Components,
     items: Iterable[SourceItem],
@@ -207,9 +200,8 @@ def run_ingest(
     store = components.store
     # recorded so readers can load the model from the collection alone; they follow it only
     # once `mmrag reindex` moved the name (retrieval/follow_model.py)
-    store.ensure_collection(
-        embedder.dim, embedder.model_id, spec=spec_from_settings(components.settings)
-    )
+    model = EmbeddingModel.of(embedder, spec_from_settings(components.settings))
+    ensure_collection_for(store, model)
     summary = IngestSummary(rejects_file=str(rejects.path) if rejects is not None else None)
     tally = _Tally(summary, progress, rejects, opts.rejects_kept)
     fetcher = Fetcher(opts.fetch, connections=opts.fetch_workers)
@@ -240,8 +232,14 @@ def run_ingest(
         return list(embedder.embed_prepared([work.prepared for work in batch]))
 
     def upsert(batch: list[Work], vectors: list[np.ndarray]) -> list[int]:
-        records = [_record(w, v, embedder.model_id) for w, v in zip(batch, vectors, strict=True)]
-        tally.ingested(_write_new(store, batch, records, tally))
+        records = [
+            image_record(w.id, v, model, source=w.source, caption=w.item.caption, metadata=w.fields)
+            for w, v in zip(batch, vectors, strict=True)
+        ]
+        refused = write_rows(store, records, new=True)
+        for index, reason in refused.items():
+            tally.reject(batch[index].source, reason, "store", advance=True)
+        tally.ingested(len(records) - len(refused))
         return [1] * len(batch)
 
     queue = max(2 * opts.batch_size, 64)  # bounded queues: bytes and model inputs in flight
@@ -274,31 +272,3 @@ def run_ingest(
     summary.elapsed_s = time.perf_counter() - started
     return summary
 
-
-def _write_new(
-    store: VectorStore, batch: Sequence[Work], records: list[Record], tally: _Tally
-) -> int:
-    """Write a batch of new rows; if the store refuses it, upsert row by row and reject the
-    refused rows (upsert: part of the batch may already be written).
-
-    An unreachable store, or one refusing every row, stops the job instead.
-    """
-    try:
-        store.add(records)
-        return len(records)
-    except StoreUnavailableError:
-        raise
-    except StoreError as batch_error:
-        refused: list[tuple[Work, str]] = []
-        for work, record in zip(batch, records, strict=True):
-            try:
-                store.upsert([record])
-            except StoreUnavailableError:
-                raise
-            except StoreError as exc:
-                refused.append((work, " ".join(str(exc).split())[:300]))
-        if len(refused) == len(records):
-            raise batch_error
-        for work, reason in refused:
-            tally.reject(work.source, reason, "store", advance=True)
-        return len(records) - len(refused)

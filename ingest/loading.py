@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import IO, Any
+from typing import Any
 
 from ingest.fetch import Fetcher, FetchError
 from ingest.sources import SourceItem
 from retrieval.errors import EmbeddingError, ImageDecodeError
 from retrieval.ids import content_id
+from retrieval.image_rows import FileReadError, read_file
 from retrieval.imaging import decode_image
 
 Prepare = Callable[[Any], Any]
@@ -64,30 +63,6 @@ class Work:
         return replace(self, error=reason, stage=stage, data=None, prepared=None)
 
 
-class NotAFileError(OSError):
-    """A path that is not a regular file (a folder, FIFO, socket or device)."""
-
-
-def open_regular(path: str) -> IO[bytes]:
-    """Open a regular file for reading without ever blocking on a FIFO or device."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise NotAFileError(f"not a regular file: {path}")
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def os_reason(exc: OSError) -> str:
-    """A one-line reason for an OSError."""
-    if isinstance(exc, NotAFileError):
-        return "not a regular file"
-    return exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
-
-
 def read_work(work: Work, fetcher: Fetcher, max_bytes: int) -> Work:
     """Read a file or fetch a URL, and derive the id (the manifest's id wins over the hash)."""
     if work.settled or work.prepared is not None or work.data is not None:
@@ -100,17 +75,9 @@ def read_work(work: Work, fetcher: Fetcher, max_bytes: int) -> Work:
             return work.reject(str(exc), "fetch")
     else:
         try:
-            with open_regular(item.source) as handle:
-                size = os.fstat(handle.fileno()).st_size
-                if size > max_bytes:
-                    return work.reject(f"file is {size} bytes, over the cap of {max_bytes}", "read")
-                data = handle.read(max_bytes + 1)
-        except OSError as exc:
-            return work.reject(f"cannot read file: {os_reason(exc)}", "read")
-        if not data:
-            return work.reject("empty file (0 bytes)", "read")
-        if len(data) > max_bytes:
-            return work.reject(f"file grew over the cap of {max_bytes} bytes", "read")
+            data = read_file(item.source, max_bytes)
+        except FileReadError as exc:
+            return work.reject(str(exc), "read")
     return replace(work, data=data, id=work.id or content_id(data))
 
 

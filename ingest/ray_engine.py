@@ -34,10 +34,12 @@ from ingest.loading import Work, decode_work, read_work
 from ingest.rejects import RejectsFile
 from ingest.sources import SourceItem
 from retrieval.config import Settings
-from retrieval.errors import ConfigError, StoreError, StoreUnavailableError
+from retrieval.embedders.tagged import EmbeddingModel
+from retrieval.errors import ConfigError
+from retrieval.image_rows import ensure_collection_for, image_record, write_rows
 from retrieval.model_spec import spec_from_settings
 from retrieval.stores import is_local_uri, open_store
-from retrieval.types import Modality, Record
+from retrieval.types import Record
 
 READY, DUPLICATE, REJECTED, INGESTED = "ready", "duplicate", "rejected", "ingested"
 COLUMNS = ("id", "source", "caption", "metadata", "status", "reason", "stage", "first")
@@ -213,19 +215,19 @@ class _Write:
 
     def __init__(self, settings: Settings, dim: int, model_id: str) -> None:
         self.store = open_store(settings.uri, settings.collection, token=settings.token)
-        self.store.ensure_collection(dim, model_id)  # pins the collection an alias names now
-        self.model_id = model_id
+        self.model = EmbeddingModel(model_id=model_id, dim=dim)
+        ensure_collection_for(self.store, self.model)  # pins the collection an alias names now
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         """Write the ready rows; report every row's outcome."""
         out = batch.drop(columns=["vector"])
         ready = [i for i, status in enumerate(batch["status"]) if status == READY]
         records = [self._record(batch.iloc[i]) for i in ready]
-        refused = self._upsert(records)
+        refused = write_rows(self.store, records, new=False)
         status, reason, stage = list(out["status"]), list(out["reason"]), list(out["stage"])
-        for i, record in zip(ready, records, strict=True):
-            if record.id in refused:
-                status[i], reason[i], stage[i] = REJECTED, refused[record.id], "store"
+        for n, i in enumerate(ready):
+            if n in refused:
+                status[i], reason[i], stage[i] = REJECTED, refused[n], "store"
             else:
                 status[i] = INGESTED
         out["status"], out["reason"], out["stage"] = status, reason, stage
@@ -233,37 +235,14 @@ class _Write:
 
     def _record(self, row: pd.Series) -> Record:
         """The stored row of a ready work."""
-        return Record(
-            id=str(row["id"]),
-            vector=np.frombuffer(row["vector"], dtype=np.float32),
+        return image_record(
+            str(row["id"]),
+            np.frombuffer(row["vector"], dtype=np.float32),
+            self.model,
             source=str(row["source"]),
             caption=str(row["caption"]),
-            modality=Modality.IMAGE,
             metadata=json.loads(row["metadata"]),
-            model_id=self.model_id,
         )
-
-    def _upsert(self, records: list[Record]) -> dict[str, str]:
-        """Write a batch; on refusal, row by row. Returns refused ids and why."""
-        if not records:
-            return {}
-        try:
-            self.store.upsert(records)
-            return {}
-        except StoreUnavailableError:
-            raise
-        except StoreError as batch_error:
-            refused: dict[str, str] = {}
-            for record in records:
-                try:
-                    self.store.upsert([record])
-                except StoreUnavailableError:
-                    raise
-                except StoreError as exc:
-                    refused[record.id] = " ".join(str(exc).split())[:300]
-            if len(refused) == len(records):
-                raise batch_error
-            return refused
 
 
 def _connect(ray: ModuleType, options: RayOptions) -> bool:
@@ -309,7 +288,7 @@ def run_ray_ingest(
     dim, model_id, shape = probe.dim, probe.model_id, tuple(config.input_shape)
     del probe
     with open_store(settings.uri, settings.collection, token=settings.token) as store:
-        store.ensure_collection(dim, model_id, spec=spec_from_settings(settings))
+        ensure_collection_for(store, EmbeddingModel(model_id, dim, spec_from_settings(settings)))
     summary = IngestSummary(rejects_file=str(rejects.path) if rejects is not None else None)
     started = time.perf_counter()
     owned = _connect(ray, ropts)

@@ -28,17 +28,23 @@ def _absolute(path: str | Path | None) -> str | None:
     return str(Path(path).expanduser().resolve())
 
 
-def spec_from_settings(settings: Settings) -> dict[str, Any]:
-    """The spec of the model the settings name (paths made absolute)."""
-    model = settings.model
+def model_spec(
+    model: str, pretrained: str | None = None, checkpoint: str | Path | None = None
+) -> dict[str, Any]:
+    """The spec of a model named as create_embedder takes it (paths made absolute)."""
     if model.endswith(".json"):
         model = _absolute(model) or model
-    checkpoint = _absolute(settings.checkpoint)
+    checkpoint_path = _absolute(checkpoint)
     return {
         "model": model,
-        "pretrained": None if checkpoint else settings.pretrained_tag(),
-        "checkpoint": checkpoint,
+        "pretrained": None if checkpoint_path else (pretrained or None),
+        "checkpoint": checkpoint_path,
     }
+
+
+def spec_from_settings(settings: Settings) -> dict[str, Any]:
+    """The spec of the model the settings name (paths made absolute)."""
+    return model_spec(settings.model, settings.pretrained_tag(), settings.checkpoint)
 
 
 def settings_for_spec(settings: Settings, spec: Mapping[str, Any]) -> Settings:

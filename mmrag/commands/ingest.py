@@ -19,9 +19,9 @@ from ingest.progress import ProgressBar
 from ingest.rejects import RejectsFile, default_rejects_path
 from retrieval.components import build_components
 from retrieval.config import Settings
+from retrieval.image_rows import DEFAULT_MAX_BYTES
 
 REJECTS_SHOWN = 10
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
 
 def _positive_int(text: str) -> int:
