@@ -1,4 +1,8 @@
-"""image_text_embedding.clip: CLIP image or text embeddings through mmrag's open_clip embedder."""
+"""image_text_embedding.clip: CLIP image or text embeddings through mmrag's open_clip embedder.
+
+The vectors carry the model that made them (``ModelVectors``), so ``ann_insert`` records its id
+and spec as the ingest job does.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ import numpy as np
 from pipelines import register
 from retrieval.embedders import create_embedder
 from retrieval.embedders.base import Embedder
+from retrieval.embedders.tagged import EmbeddingModel, ModelVectors
 from retrieval.errors import ConfigError
+from retrieval.model_spec import model_spec
 
 
 @functools.lru_cache(maxsize=4)
@@ -46,6 +52,8 @@ class Clip:
         self.embedder = _cached_embedder(
             model_name, pretrained, str(checkpoint) if checkpoint else None, device, batch_size
         )
+        spec = model_spec(model_name, pretrained, checkpoint)
+        self.model = EmbeddingModel.of(self.embedder, spec)  # handed on with every vector
 
     def __call__(self, data: np.ndarray | str | list) -> np.ndarray | list[np.ndarray]:
         batch: list[Any] = data if isinstance(data, list) else [data]
@@ -53,4 +61,5 @@ class Clip:
             vectors = self.embedder.embed_texts([str(t) for t in batch])
         else:
             vectors = self.embedder.embed_images(batch)
-        return list(vectors) if isinstance(data, list) else vectors[0]
+        tagged = ModelVectors(vectors, self.model)
+        return list(tagged) if isinstance(data, list) else tagged[0]
