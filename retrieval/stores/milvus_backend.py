@@ -1,0 +1,182 @@
+"""Milvus Lite or a Milvus server: every difference between the two, chosen once at connect time.
+
+``backend_for(uri)`` picks ``LiteBackend`` for a ``.db`` path and ``ServerBackend`` for a URL.
+The store asks its backend how to connect and disconnect, how names and aliases resolve
+(``milvus_names``), which index types exist, how checked-new rows are written, how large a
+write call may be, and whether there is an index build to wait for; it never asks which
+backend it has.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import grpc
+from pymilvus import MilvusClient
+from pymilvus.exceptions import ConnectionConfigException, MilvusException
+
+from retrieval.errors import StoreUnavailableError
+from retrieval.stores import is_local_uri
+from retrieval.stores.base import Capabilities
+from retrieval.stores.milvus_errors import translate
+from retrieval.stores.milvus_names import Call, LiteNames, Names, ServerNames
+from retrieval.stores.milvus_rows import (
+    lite_path,
+    redact_uri,
+    resolve_index_type,
+    upsert_batch_bytes,
+)
+
+META_TTL_S = 2.0  # an unpinned server store re-reads its collection (an alias may have moved)
+
+_lite_lock = threading.Lock()
+_lite_users: dict[str, int] = {}  # Lite files this process serves -> stores using each
+
+
+@dataclass(frozen=True)
+class MilvusBackend(ABC):
+    """What differs between Milvus Lite and a Milvus server, for one URI."""
+
+    address: str  # what pymilvus connects to: the resolved .db path, or the server URL
+    where: str  # the address for messages (never a password)
+
+    label: ClassVar[str]  # for messages: "Milvus Lite" or "a Milvus server"
+    embedded: ClassVar[bool]  # the data is a local file served by this process's Lite server
+    add_method: ClassVar[str]  # the client call that writes rows checked to be new
+    # How long an unpinned store trusts what it read about its collection (None: until
+    # refresh(); a Lite name is resolved by this process, a server alias moves on its own).
+    meta_max_age_s: ClassVar[float | None]
+    waits_for_index: ClassVar[bool]  # whether searches go through an index built after flush
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """This backend's part of the store contract."""
+        return Capabilities(embedded=self.embedded, alias_shadows_collection=self.embedded)
+
+    def index_type(self, wanted: str) -> str:
+        """The concrete index type for ``wanted`` (``auto`` or a name), or a ConfigError."""
+        return resolve_index_type(wanted, local=self.embedded)
+
+    def batch_bytes(self) -> int:
+        """Bytes per write call (read at call time, so the bench and tests can tune it)."""
+        return upsert_batch_bytes(self.embedded)
+
+    @abstractmethod
+    def connect(self, token: str | None, timeout: float) -> MilvusClient:
+        """Open a dedicated client."""
+
+    @abstractmethod
+    def disconnect(self, client: MilvusClient) -> None:
+        """Close a client opened by ``connect``."""
+
+    @abstractmethod
+    def names(self, call: Call, timeout: float, slow_timeout: float) -> Names:
+        """How names, aliases and renames work here, through the store's calls."""
+
+
+@dataclass(frozen=True)
+class ServerBackend(MilvusBackend):
+    """A Milvus server reached over gRPC."""
+
+    label: ClassVar[str] = "a Milvus server"
+    embedded: ClassVar[bool] = False
+    # Servers may have concurrent writers (shards, Ray), so checked-new rows keep upsert's
+    # replace-by-id.
+    add_method: ClassVar[str] = "upsert"
+    meta_max_age_s: ClassVar[float | None] = META_TTL_S
+    waits_for_index: ClassVar[bool] = True
+
+    def connect(self, token: str | None, timeout: float) -> MilvusClient:
+        """Open a dedicated client to the server."""
+        try:
+            return MilvusClient(
+                uri=self.address, token=token or "", timeout=timeout, dedicated=True
+            )
+        except (MilvusException, grpc.RpcError) as exc:
+            raise translate(exc, "connect", self.where) from exc
+
+    def disconnect(self, client: MilvusClient) -> None:
+        """Close the client."""
+        client.close()
+
+    def names(self, call: Call, timeout: float, slow_timeout: float) -> Names:
+        """The server's own aliases and renames."""
+        return ServerNames(call, timeout, slow_timeout)
+
+
+@dataclass(frozen=True)
+class LiteBackend(MilvusBackend):
+    """A Milvus Lite file, served by a process this one starts and shares between its stores."""
+
+    db: Path
+
+    label: ClassVar[str] = "Milvus Lite"
+    embedded: ClassVar[bool] = True
+    # Lite 2.5.1 runs every upsert call as a full-table-scan delete first, and one Lite file
+    # has one writing process, so checked-new rows are plainly inserted (see MilvusStore.add).
+    add_method: ClassVar[str] = "insert"
+    meta_max_age_s: ClassVar[float | None] = None
+    waits_for_index: ClassVar[bool] = False  # Lite searches its data directly
+
+    def connect(self, token: str | None, timeout: float) -> MilvusClient:
+        """Start (or share) the Lite server process for the file and open a client to it."""
+        self.db.parent.mkdir(parents=True, exist_ok=True)
+        _import_milvus_lite()
+        with _lite_lock:  # counted before connecting, so a closing store cannot stop it
+            _lite_users[self.address] = _lite_users.get(self.address, 0) + 1
+        try:
+            return MilvusClient(
+                uri=self.address, token=token or "", timeout=timeout, dedicated=True
+            )
+        except (MilvusException, grpc.RpcError) as exc:
+            err = translate(exc, "connect", self.where)
+            # ConnectionConfigException: Lite never started (e.g. another process owns it).
+            _release_lite(self.address, stop=not isinstance(exc, ConnectionConfigException))
+            raise StoreUnavailableError(
+                f"cannot open Milvus Lite file {self.address} (Milvus Lite lets one process "
+                f"own a file; is another process using it?): {err}"
+            ) from exc
+
+    def disconnect(self, client: MilvusClient) -> None:
+        """Close the client; stop the Lite process when no store of this process uses it."""
+        client.close()
+        _release_lite(self.address, stop=True)
+
+    def names(self, call: Call, timeout: float, slow_timeout: float) -> Names:
+        """Aliases in a pointer file beside the ``.db``; no renames."""
+        return LiteNames(self.db, call, timeout)
+
+
+def backend_for(uri: str) -> MilvusBackend:
+    """``LiteBackend`` for a ``.db`` path (checked and resolved), else ``ServerBackend``."""
+    uri = uri.strip()
+    if is_local_uri(uri):
+        path = lite_path(uri)
+        return LiteBackend(address=str(path), where=str(path), db=path)
+    return ServerBackend(address=uri, where=redact_uri(uri))
+
+
+def _import_milvus_lite() -> None:
+    """Import milvus_lite quietly (it warns about pkg_resources on import)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+        import milvus_lite.server_manager  # noqa: F401
+
+
+def _release_lite(path: str, *, stop: bool) -> None:
+    """Drop one user of a Milvus Lite file; stop its process when none is left."""
+    from milvus_lite.server_manager import server_manager_instance
+
+    with _lite_lock:
+        users = _lite_users.get(path, 0) - 1
+        if users > 0:
+            _lite_users[path] = users
+            return
+        _lite_users.pop(path, None)
+    if stop:
+        server_manager_instance.release_server(path)
