@@ -11,6 +11,17 @@ class ConfigError(MmragError):
     """Settings or arguments that cannot work together."""
 
 
+class FilterError(ConfigError):
+    """A structured search filter that cannot be turned into a safe expression."""
+
+    def __init__(
+        self, message: str, *, field: str | None = None, kind: str = "invalid_filter"
+    ) -> None:
+        super().__init__(message)
+        self.field = field  # the filter field at fault, when one is
+        self.kind = kind  # invalid_filter | unknown_filter_field
+
+
 class ModelNotFoundError(ConfigError):
     """A model name, pretrained tag or checkpoint that cannot be resolved."""
 

@@ -37,7 +37,7 @@ from retrieval.embedders.base import Embedder
 from retrieval.errors import ConfigError, ImageDecodeError
 from retrieval.ids import content_id
 from retrieval.imaging import decode_image
-from retrieval.search import Searcher
+from retrieval.search import Searcher, SearchRequest, plain_search
 from retrieval.stores.base import VectorStore
 
 K_VALUES = (1, 5, 10)
@@ -355,7 +355,7 @@ def evaluate(
     vectors, selves = _embed_queries(embedder, queries)
     extra = 0 if opts.keep_self else 2
     depth = min(DEPTH + extra, info.count)
-    hits = store.search(vectors, depth, with_vectors=opts.exact)
+    hits = plain_search(store, vectors, SearchRequest(k=depth), with_vectors=opts.exact)
     wheres = [q.where for q in queries]
     scan = _scan(store, vectors if opts.exact else None, depth, wheres)
     named = sorted({i for q in queries for i in q.relevant})

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mmrag.commands.search import FILTER_HELP, parse_filter
 from retrieval.answerers import BACKENDS, Answer, ChatMessage, FinalEvent, create_answerer
 from retrieval.components import build_components
 from retrieval.config import Settings
@@ -18,7 +19,6 @@ from retrieval.errors import ConfigError
 from retrieval.follow_model import check_query_model, query_embedder
 from retrieval.rag import DEFAULT_K, ChatQuery, ChatService
 from retrieval.search import Searcher
-from retrieval.stores.base import VectorStore
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -31,31 +31,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument(
         "-k", "--k", type=int, default=DEFAULT_K, help=f"items to retrieve (default {DEFAULT_K})"
     )
-    p.add_argument(
-        "--filter", help='structured filter as JSON, as in the API: \'{"label": "dog"}\''
-    )
+    p.add_argument("--filter", help=FILTER_HELP)
     p.add_argument("--json", action="store_true", help="print the answer and citations as JSON")
     p.set_defaults(run=run)
-
-
-def filter_expression(spec_text: str | None, store: VectorStore) -> str | None:
-    """The safe Milvus expression of a structured JSON filter (ConfigError when invalid)."""
-    if not spec_text:
-        return None
-    from retrieval.api.errors import ApiError
-    from retrieval.api.filters import build_expression, requested_keys
-    from retrieval.api.service import sample_metadata_keys
-
-    try:
-        spec = json.loads(spec_text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"--filter is not JSON: {exc.msg}") from exc
-    try:
-        wanted = requested_keys(spec)
-        keys = sample_metadata_keys(store) if wanted else frozenset()
-        return build_expression(spec, keys)
-    except ApiError as exc:
-        raise ConfigError(f"--filter: {exc.message}") from exc
 
 
 def answer_dict(answer: Answer, query: str) -> dict[str, Any]:
@@ -83,7 +61,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # a reindexed (moved) name is read with its new model; a plain one with the configured
         searcher = Searcher(query_embedder(components), components.store)
         check_query_model(searcher)
-        expr = filter_expression(args.filter, components.store)
+        expr = parse_filter(args.filter, components.store)
         service = ChatService(searcher, answerer, max_query_chars=settings.max_query_chars)
         query = ChatQuery(messages=(ChatMessage("user", args.question),), k=args.k, expr=expr)
         if args.json:

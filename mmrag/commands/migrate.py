@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from retrieval.config import Settings
+from retrieval.limits import MAX_TOPK
 from retrieval.migrate import MigrateReport, migrate
 
 
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         token=settings.token,
         to_token=args.to_token or settings.token,
         index_type=args.index_type or settings.index_type,
-        batch_size=min(args.batch_size, 16384),
+        batch_size=min(args.batch_size, MAX_TOPK),
         sample=max(0, args.verify_sample),
         progress=progress,
     )

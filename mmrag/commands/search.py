@@ -1,21 +1,28 @@
-"""mmrag search "text" | --image PATH: print ranked hits."""
+"""mmrag search "text" | --image PATH: print ranked hits (filters, paging, score floor, MMR)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from retrieval.components import build_components
 from retrieval.config import Settings
-from retrieval.errors import ConfigError
+from retrieval.errors import ConfigError, FilterError
+from retrieval.fields import filter_expression
 from retrieval.follow_model import check_query_model, query_embedder
 from retrieval.imaging import decode_image
-from retrieval.search import Searcher, SearchRequest
+from retrieval.limits import MAX_TOPK
+from retrieval.search import Searcher, SearchRequest, check_page
+from retrieval.search_options import RankingFlags
+from retrieval.stores.base import VectorStore
 from retrieval.types import Hit
+
+FILTER_HELP = 'structured filter as JSON, as in the API: \'{"label": "dog"}\''
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -25,11 +32,33 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--image", type=Path, help="query image file instead of text")
     p.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
     p.add_argument("--offset", type=int, default=0, help="skip this many hits (paging)")
+    p.add_argument("--filter", help=FILTER_HELP)
+    p.add_argument(
+        "--min-score", type=float, help="drop hits scoring below this (cosine, -1..1)"
+    )
+    p.add_argument(
+        "--diversity", type=float, default=0.0,
+        help="maximal marginal relevance weight: 0 = plain ranking (default), 1 = only spread",
+    )
     p.add_argument("--json", action="store_true", help="print hits as JSON")
     p.set_defaults(run=run)
 
 
-def hit_dict(hit: Hit) -> dict:
+def parse_filter(text: str | None, store: VectorStore) -> str | None:
+    """The safe expression of a ``--filter`` JSON object (ConfigError with the API's message)."""
+    if not text:
+        return None
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--filter is not JSON: {exc.msg}") from exc
+    try:
+        return filter_expression(spec, store)
+    except FilterError as exc:
+        raise ConfigError(f"--filter: {exc}") from exc
+
+
+def hit_dict(hit: Hit) -> dict[str, Any]:
     """JSON-ready hit."""
     return {
         "id": hit.id,
@@ -44,14 +73,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Embed the query with the collection's model and print hits."""
     if (args.query is None) == (args.image is None):
         raise ConfigError("give either a text query or --image PATH, not both or neither")
-    if not 1 <= args.k <= 16384 or args.offset < 0:
-        raise ConfigError("-k must be in 1..16384 and --offset >= 0")
+    if not 1 <= args.k <= MAX_TOPK:
+        raise ConfigError(f"-k must be in 1..{MAX_TOPK}")
+    flags = RankingFlags.checked(
+        offset=args.offset, min_score=args.min_score, diversity=args.diversity
+    )
+    check_page(args.k, flags.offset)
     components = build_components(settings)
     try:
         # a reindexed (moved) name is read with its new model; a plain one with the configured
         searcher = Searcher(query_embedder(components), components.store)
         check_query_model(searcher)
-        request = SearchRequest(k=args.k, offset=args.offset)
+        request = SearchRequest(
+            k=args.k,
+            offset=flags.offset,
+            expr=parse_filter(args.filter, components.store),
+            min_score=flags.min_score,
+            diversity=flags.diversity,
+        )
         if args.image is not None:
             try:
                 data = args.image.read_bytes()
@@ -66,7 +105,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps([hit_dict(h) for h in hits], ensure_ascii=False))
         return 0
     table = Table("#", "score", "id", "source", "caption")
-    for rank, hit in enumerate(hits, start=args.offset + 1):
+    for rank, hit in enumerate(hits, start=flags.offset + 1):
         table.add_row(str(rank), f"{hit.score:.4f}", hit.id, hit.source, hit.caption)
     Console().print(table)
     return 0

@@ -14,6 +14,7 @@ from retrieval.errors import (
     CollectionNotFoundError,
     ConfigError,
     EmbeddingError,
+    FilterError,
     ImageDecodeError,
     MmragError,
     ModelMismatchError,
@@ -93,6 +94,9 @@ def classify(exc: MmragError) -> ApiError:
         return ApiError(503, f"vector store error: {exc}", type="store_error")
     if isinstance(exc, ImageDecodeError):
         return ApiError(422, str(exc), type="invalid_image")
+    if isinstance(exc, FilterError):
+        details = {"field": exc.field} if exc.field is not None else None
+        return ApiError(422, str(exc), type=exc.kind, details=details)
     if isinstance(exc, ModelNotFoundError | EmbeddingError):
         return ApiError(503, f"model unavailable: {exc}", type="model_unavailable")
     if isinstance(exc, ConfigError):
@@ -130,7 +134,7 @@ async def _mmrag_error(request: Request, exc: Exception) -> JSONResponse:
     api = classify(exc)
     if api.status >= 500:
         log.warning("%s %s: %s", request.method, request.url.path, api.message)
-    return error_response(api.status, api.message, type=api.type)
+    return error_response(api.status, api.message, type=api.type, details=api.details)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

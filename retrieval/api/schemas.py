@@ -7,9 +7,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from retrieval.api.filters import FILTER_DESCRIPTION, FILTER_EXAMPLE
+from retrieval.search_options import diversity_field, min_score_field, offset_field
 
 MAX_K = 1000
-MAX_TOPK = 16384  # Milvus: k + offset <= 16384
 COLLECTION_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"
 ITEM_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 
@@ -20,22 +20,12 @@ class SearchOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     k: int = Field(10, ge=1, le=MAX_K, description=f"hits per page (1..{MAX_K})")
-    offset: int = Field(
-        0, ge=0, le=MAX_TOPK - 1, description=f"hits to skip; k + offset <= {MAX_TOPK}"
-    )
+    offset: int = offset_field()
     filter: dict[str, Any] | None = Field(
         None, description=FILTER_DESCRIPTION, examples=[FILTER_EXAMPLE]
     )
-    min_score: float | None = Field(
-        None, ge=-1.0, le=1.0, description="drop hits scoring below this (cosine similarity)"
-    )
-    diversity: float = Field(
-        0.0,
-        ge=0.0,
-        le=1.0,
-        description="maximal marginal relevance over the top candidates: 0 = plain ranking, "
-        "1 = only spread results apart",
-    )
+    min_score: float | None = min_score_field()
+    diversity: float = diversity_field()
     collection: str | None = Field(
         None,
         pattern=COLLECTION_PATTERN,

@@ -15,11 +15,11 @@ import numpy as np
 
 from retrieval.errors import ConfigError, ModelMismatchError, StoreError
 from retrieval.ids import MAX_ID_LENGTH
+from retrieval.limits import MAX_TOPK as MAX_TOPK  # milvus.py imports it from here
 from retrieval.stores import is_local_uri
 from retrieval.types import Hit, Modality, Record
 
 METRIC = "IP"
-MAX_TOPK = 16384  # Milvus: limit + offset must stay within [1, 16384]
 MAX_SOURCE_BYTES = 2048
 MAX_CAPTION_BYTES = 4096
 MAX_MODALITY_BYTES = 16

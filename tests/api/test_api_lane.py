@@ -285,8 +285,8 @@ def test_model_calls_and_lite_searches_never_overlap(api_data: ApiData) -> None:
         app = create_app(api_data.settings_with(batch_window_ms=5.0))
         async with app.router.lifespan_context(app):
             service: Service = app.state.service
-            assert service._search_lane is service.lane  # a Lite file shares these cores
-            embedder = await service.embedder()
+            assert service.stores.search_lane is service.lane  # a Lite file shares these cores
+            embedder = await service.models.embedder()
             embedder.embed_texts = intervals.wrap(embedder.embed_texts, "model")  # type: ignore[method-assign]
             store = service.components.store
             store.search = intervals.wrap(store.search, "search")  # type: ignore[method-assign]

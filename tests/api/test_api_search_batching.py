@@ -18,13 +18,15 @@ import httpx
 import numpy as np
 import pytest
 
-from retrieval.api import create_app, follow
-from retrieval.api.batching import LruCache, SearchBatcher, TextBatcher, warm_text_shapes
-from retrieval.api.service import SearchParams, Service
+from retrieval.api import create_app
+from retrieval.api.batching import SearchBatcher, warm_text_shapes
+from retrieval.api.query_models import QueryVector
+from retrieval.api.service import Service
 from retrieval.embedders import create_embedder_from_settings
 from retrieval.embedders.base import Embedder
 from retrieval.embedders.text_trim import trimmed_length
 from retrieval.errors import ModelMismatchError, StoreError
+from retrieval.search import SearchRequest
 from retrieval.types import Hit, Modality
 from tests.api.helpers import ApiData
 
@@ -278,6 +280,11 @@ class Served:
         match = re.search(r"^mmrag_search_seconds_count (\d+)$", text, re.M)
         return int(match.group(1)) if match else 0
 
+    async def search(self, vector: np.ndarray, params: SearchRequest) -> list[Hit]:
+        """A search of the default collection with a given vector as the current model's query."""
+        query = await self.service.models.as_query(vector)
+        return await self.service.searches.search(query, None, params)
+
     async def hits(self, body: dict) -> list[tuple[str, float]]:
         response = await self.http.post("/search", json=body)
         assert response.status_code == 200, response.text
@@ -290,7 +297,7 @@ async def serving(api_data: ApiData) -> AsyncIterator[Served]:
     app = create_app(api_data.settings_with(batch_window_ms=50.0))
     async with app.router.lifespan_context(app):
         service: Service = app.state.service
-        await service.embedder()
+        await service.models.embedder()
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
             yield Served(http, service)
@@ -353,14 +360,14 @@ def test_pages_filters_and_collections_are_never_mixed(api_data: ApiData) -> Non
 
 
 def test_a_store_error_reaches_every_waiter_of_the_batch(api_data: ApiData) -> None:
-    params = SearchParams(k=3)
+    params = SearchRequest(k=3)
     wrong = queries(6, dim=16)  # the collection holds 32-d vectors: Milvus refuses the call
 
     async def test(served: Served) -> None:
         await served.hits({"query": "a dog"})  # the model check is done: all arrive at once
         before = await served.search_calls()
         results = await asyncio.gather(
-            *(served.service.search(row, None, params) for row in wrong), return_exceptions=True
+            *(served.search(row, params) for row in wrong), return_exceptions=True
         )
         assert all(isinstance(r, ModelMismatchError) for r in results), results
         assert await served.search_calls() - before == 1  # one batch, one refused call
@@ -369,14 +376,14 @@ def test_a_store_error_reaches_every_waiter_of_the_batch(api_data: ApiData) -> N
 
 
 def test_a_malformed_vector_fails_alone(api_data: ApiData) -> None:
-    params = SearchParams(k=3)
+    params = SearchRequest(k=3)
     good = [q / np.linalg.norm(q) for q in queries(4, dim=32)]
     bad = np.full(32, np.nan, dtype=np.float32)
 
     async def test(served: Served) -> None:
-        alone = [await served.service.search(row, None, params) for row in good]
+        alone = [await served.search(row, params) for row in good]
         results = await asyncio.gather(
-            *(served.service.search(row, None, params) for row in [*good[:2], bad, *good[2:]]),
+            *(served.search(row, params) for row in [*good[:2], bad, *good[2:]]),
             return_exceptions=True,
         )
         assert isinstance(results[2], StoreError)
@@ -389,23 +396,17 @@ def test_a_malformed_vector_fails_alone(api_data: ApiData) -> None:
 
 
 def test_queries_of_different_models_never_share_a_store_call(api_data: ApiData) -> None:
-    params = SearchParams(k=4)
+    params = SearchRequest(k=4)
     rows = [q / np.linalg.norm(q) for q in queries(10, dim=32, seed=11)]
 
     async def test(served: Served) -> None:
         service = served.service
         other = create_embedder_from_settings(api_data.settings)  # same weights, another model
-        batcher = TextBatcher(lambda texts: other.embed_texts(texts), service.model_executor)
-        models = [
-            follow.QueryModel(embedder=await service.embedder(), batcher=service.batcher,
-                              cache=service.cache, collection="items"),
-            follow.QueryModel(embedder=other, batcher=batcher, cache=LruCache(0),
-                              collection="items"),
-        ]
+        models = [await service.models.embedder(), other]
 
         async def search(i: int) -> list[Hit]:
-            follow.current_query.set(models[i % 2])  # as embed_text does for a request
-            return await service.search(rows[i], None, params)
+            query = QueryVector(rows[i], models[i % 2], "items")  # as embed_text returns it
+            return await service.searches.search(query, None, params)
 
         alone = [await search(i) for i in range(len(rows))]
         before = await served.search_calls()
@@ -413,15 +414,14 @@ def test_queries_of_different_models_never_share_a_store_call(api_data: ApiData)
         assert await served.search_calls() - before == 2  # one batch per model
         for got, expected in zip(together, alone, strict=True):
             assert hit_ids(got) == hit_ids(expected)
-        await batcher.close()
 
     run_served(api_data, test)
 
 
 def test_the_service_warms_the_text_encoder_before_serving(api_data: ApiData) -> None:
     async def test(served: Served) -> None:
-        embedder = await served.service.embedder()
+        embedder = await served.service.models.embedder()
         assert embedder.embed_texts(["a dog"]).shape == (1, 32)
-        assert served.service.warmed_texts == 16
+        assert served.service.models.warmed_texts == 16
 
     run_served(api_data, test)

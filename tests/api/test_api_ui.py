@@ -179,7 +179,8 @@ def test_fields_of_another_collection(client: TestClient) -> None:
 
 
 def test_fields_values_are_only_offered_when_few() -> None:
-    from retrieval.api.routers.ui import MAX_FIELD_VALUES, _FieldStats
+    from retrieval.fields import MAX_FIELD_VALUES
+    from retrieval.fields import FieldStats as _FieldStats
 
     many = _FieldStats()
     for value in range(MAX_FIELD_VALUES + 1):

@@ -28,7 +28,8 @@ import retrieval.imaging as imaging
 import retrieval.stores.milvus as milvus_store
 from ingest.loading import Work
 from retrieval.api import create_app
-from retrieval.api.service import Service
+from retrieval.api.query_models import QueryModels
+from retrieval.api.search_runner import SearchRunner
 from retrieval.config import Settings
 from retrieval.demo.paths import CONFIG_PATH
 from retrieval.embedders import add_model_config
@@ -194,10 +195,10 @@ def render_text(text: str) -> np.ndarray:
 def test_text_query_sent_through_the_image_path_is_caught(
     bugged_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def through_image_tower(self: Service, texts: list[str]) -> np.ndarray:
-        return self.components.embedder.embed_images([render_text(t) for t in texts])
+    def through_image_tower(self: QueryModels, embedder: Embedder, texts: list[str]) -> np.ndarray:
+        return embedder.embed_images([render_text(t) for t in texts])
 
-    monkeypatch.setattr(Service, "_embed_texts", through_image_tower)
+    monkeypatch.setattr(QueryModels, "_embed_texts", through_image_tower)
     precision = measured("text through the image path", api_search(bugged_client(), REAL))
     assert not precision.passed, precision.mean
 
@@ -229,9 +230,9 @@ def test_queries_with_another_model_are_refused_or_caught(
     response = bugged_client(other).post("/search", json={"query": "a red circle"})
     assert response.status_code == 409, response.text
 
-    async def unchecked(self: Service, collection: str | None, embedder: Embedder) -> None:
+    async def unchecked(self: SearchRunner, collection: str | None, embedder: Embedder) -> None:
         return None
 
-    monkeypatch.setattr(Service, "check_model", unchecked)  # the guard removed: now it is silent
+    monkeypatch.setattr(SearchRunner, "check_model", unchecked)  # no guard: now it is silent
     precision = measured("another model's text encoder", api_search(bugged_client(other), REAL))
     assert not precision.passed, precision.mean

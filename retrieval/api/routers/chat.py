@@ -33,7 +33,7 @@ from retrieval.api.filters import FILTER_DESCRIPTION, FILTER_EXAMPLE
 from retrieval.api.images import read_original
 from retrieval.api.routers.common import image_urls, non_default, search_params
 from retrieval.api.schemas import COLLECTION_PATTERN, SearchOptions, error_responses
-from retrieval.api.service import SearchParams, Service
+from retrieval.api.service import Service
 from retrieval.errors import (
     LLMAuthenticationError,
     LLMError,
@@ -42,6 +42,7 @@ from retrieval.errors import (
     MmragError,
 )
 from retrieval.rag import DEFAULT_K, ChatQuery, ChatService
+from retrieval.search import SearchRequest
 from retrieval.types import Hit, Record
 
 router = APIRouter(tags=["chat"])
@@ -151,8 +152,8 @@ def chat_service(request: Request, service: Service, collection: str | None) -> 
     """A ChatService retrieving through the service (model thread, store pool, reconnects)."""
 
     async def retrieve(text: str, k: int, expr: str | None) -> list[Hit]:
-        vector = await service.embed_text(text)
-        return await service.search(vector, collection, SearchParams(k=k, expr=expr))
+        vector = await service.models.embed_text(text)
+        return await service.searches.search(vector, collection, SearchRequest(k=k, expr=expr))
 
     return ChatService(
         None,

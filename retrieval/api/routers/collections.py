@@ -29,9 +29,9 @@ router = APIRouter(tags=["collections"])
 async def list_collections(service: ServiceDep) -> CollectionsResponse:
     """Every mmrag collection at the configured Milvus, with count, model and index."""
     out = []
-    for name in await service.list_collections():
+    for name in await service.stores.list_collections():
         try:
-            info = await service.info(name)
+            info = await service.stores.info(name)
         except StoreUnavailableError:
             raise
         except (CollectionNotFoundError, StoreError):
@@ -53,9 +53,9 @@ async def stats(
     collection: Annotated[str | None, Query(pattern=COLLECTION_PATTERN)] = None,
 ) -> StatsResponse:
     """What a collection holds and how this server queries it."""
-    info = await service.info(collection)
-    state, _ = service.model_state
-    query_model = service.query_model_id if state == "ok" else None
+    info = await service.stores.info(collection)
+    state, _ = service.models.state
+    query_model = service.models.model_id if state == "ok" else None
     fields = info.as_dict()
     return StatsResponse(
         collection=fields.pop("name"),
@@ -63,8 +63,8 @@ async def stats(
         query_model=query_model,
         model_loaded=query_model is not None,
         query_cache=CacheStats(
-            size=len(service.cache),
-            capacity=service.cache.size,
+            size=len(service.models.cache),
+            capacity=service.models.cache.size,
             hits=int(service.metrics.cache.value("hit")),
             misses=int(service.metrics.cache.value("miss")),
         ),

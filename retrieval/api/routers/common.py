@@ -6,10 +6,10 @@ from urllib.parse import quote, urlencode
 
 from fastapi import Request
 
-from retrieval.api.errors import ApiError
 from retrieval.api.filters import build_expression, requested_keys
-from retrieval.api.schemas import MAX_TOPK, HitOut, SearchOptions
-from retrieval.api.service import SearchParams, Service
+from retrieval.api.schemas import HitOut, SearchOptions
+from retrieval.api.service import Service
+from retrieval.search import SearchRequest, check_page
 from retrieval.types import Hit
 
 THUMBNAIL_SIZE = 256
@@ -44,21 +44,16 @@ def non_default(service: Service, collection: str | None) -> str | None:
     return collection if collection and collection != service.settings.collection else None
 
 
-async def search_params(service: Service, options: SearchOptions) -> SearchParams:
+async def search_params(service: Service, options: SearchOptions) -> SearchRequest:
     """Check paging against Milvus limits and turn the filter into a safe expression."""
-    if options.k + options.offset > MAX_TOPK:
-        raise ApiError(
-            422,
-            f"k + offset must be at most {MAX_TOPK} (Milvus limit); got "
-            f"{options.k} + {options.offset}",
-            type="invalid_request",
-        )
+    check_page(options.k, options.offset)  # a ConfigError: the API's 422 invalid_request
     expr = None
     if options.filter:
         wanted = requested_keys(options.filter)
-        keys = await service.metadata_keys(options.collection, wanted) if wanted else frozenset()
+        fields = service.fields
+        keys = await fields.metadata_keys(options.collection, wanted) if wanted else frozenset()
         expr = build_expression(options.filter, keys)
-    return SearchParams(
+    return SearchRequest(
         k=options.k,
         offset=options.offset,
         expr=expr,

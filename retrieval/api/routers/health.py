@@ -29,7 +29,7 @@ async def health() -> HealthResponse:
 )
 async def ready(service: ServiceDep) -> ReadyResponse:
     """200 when the query model is loaded and Milvus answers; 503 with the reason otherwise."""
-    state, error = service.model_state
+    state, error = service.models.state
     problems = []
     if state == "loading":
         problems.append("query model is still loading")
@@ -38,7 +38,7 @@ async def ready(service: ServiceDep) -> ReadyResponse:
     exists = False
     try:
         exists = await asyncio.wait_for(
-            service.call_store(None, lambda store: store.exists()), timeout=READY_TIMEOUT_S
+            service.stores.call(None, lambda store: store.exists()), timeout=READY_TIMEOUT_S
         )
     except asyncio.TimeoutError:
         problems.append(f"Milvus did not answer within {READY_TIMEOUT_S:g}s")
@@ -47,7 +47,7 @@ async def ready(service: ServiceDep) -> ReadyResponse:
     if problems:
         raise ApiError(503, "; ".join(problems), type="not_ready")
     return ReadyResponse(
-        model=service.query_model_id or service.components.embedder.model_id,
+        model=service.models.model_id or service.components.embedder.model_id,
         collection=service.settings.collection,
         collection_exists=bool(exists),
     )

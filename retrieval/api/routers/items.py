@@ -37,7 +37,7 @@ IMAGE_HEADERS = {
 
 
 async def _record(service: Service, collection: str | None, item_id: str) -> Record:
-    record = await service.get_record(collection, item_id)
+    record = await service.stores.get_record(collection, item_id)
     if record is None:
         name = collection or service.settings.collection
         raise ApiError(404, f"no item {item_id!r} in collection {name!r}", type="item_not_found")

@@ -296,7 +296,7 @@ async def list_models(service: ServiceDep) -> ModelList:
     """``mmrag`` for the default collection, then ``mmrag:<name>`` for every collection."""
     names: list[str] = []
     try:
-        names = await service.list_collections()
+        names = await service.stores.list_collections()
     except StoreError:
         names = []
     ids = [MODEL_ID, *(f"{MODEL_ID}:{n}" for n in names if _COLLECTION_MODEL.match(f"mmrag:{n}"))]

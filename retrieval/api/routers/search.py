@@ -1,14 +1,17 @@
-"""POST /search (text-to-image) and POST /search/image (image-to-image, upload or URL)."""
+"""POST /search (text-to-image), POST /search/image (image-to-image, upload or URL) and
+POST /search/similar (more like a stored item)."""
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from retrieval.api.deps import ServiceDep
@@ -16,6 +19,7 @@ from retrieval.api.errors import ApiError
 from retrieval.api.images import decode_query_image, fetch_image
 from retrieval.api.routers.common import hit_out, non_default, search_params
 from retrieval.api.schemas import (
+    ITEM_ID_PATTERN,
     ImageUrlSearchRequest,
     SearchOptions,
     SearchResponse,
@@ -23,9 +27,10 @@ from retrieval.api.schemas import (
     error_responses,
 )
 from retrieval.api.service import Service
+from retrieval.stores.expr import identifier, literal
 from retrieval.types import Hit
 
-router = APIRouter(tags=["search"])
+router = APIRouter()  # tags per route: /search/similar keeps the UI's tag
 MAX_FORM_FIELD_BYTES = 64 * 1024
 _FORM_FIELDS = ("k", "offset", "filter", "min_score", "diversity", "collection")
 
@@ -73,6 +78,7 @@ def _response(
 
 @router.post(
     "/search",
+    tags=["search"],
     response_model=SearchResponse,
     summary="Text-to-image search",
     responses=error_responses(401, 404, 409, 413, 422, 503),
@@ -91,8 +97,8 @@ async def search_text(
             422, f"query is {len(query)} characters; at most {limit}", type="invalid_query"
         )
     params = await search_params(service, body)  # bad filters fail before the model runs
-    vector = await service.embed_text(query)
-    hits = await service.search(vector, body.collection, params)
+    vector = await service.models.embed_text(query)
+    hits = await service.searches.search(vector, body.collection, params)
     return _response(request, service, body, hits, started)
 
 
@@ -139,6 +145,7 @@ async def _from_form(request: Request, service: Service) -> tuple[SearchOptions,
 
 @router.post(
     "/search/image",
+    tags=["search"],
     response_model=SearchResponse,
     summary="Image-to-image search (upload or URL)",
     responses=error_responses(400, 401, 404, 409, 413, 415, 422, 503),
@@ -172,8 +179,54 @@ async def search_image(request: Request, service: ServiceDep) -> SearchResponse:
             "send multipart/form-data with a 'file' part, or application/json with a 'url'",
             type="unsupported_media_type",
         )
-    min_side = (await service.embedder()).decode_min_side
+    min_side = (await service.models.embedder()).decode_min_side
     rgb = await service.run_io(decode_query_image, data, settings.max_image_pixels, min_side)
-    vector = await service.embed_image(rgb)
-    hits = await service.search(vector, options.collection, params)
+    vector = await service.models.embed_image(rgb)
+    hits = await service.searches.search(vector, options.collection, params)
     return _response(request, service, options, hits, started)
+
+
+class SimilarSearchRequest(SearchOptions):
+    """Image-to-image search from a stored item: its stored vector is the query."""
+
+    id: str = Field(
+        ..., pattern=ITEM_ID_PATTERN, description="the stored item to find neighbours of",
+        examples=["3f2a9c"],
+    )
+    include_self: bool = Field(
+        False, description="keep the item itself in the hits (it usually ranks first)"
+    )
+
+
+@router.post(
+    "/search/similar",
+    tags=["ui"],
+    response_model=SearchResponse,
+    summary="More like this: search with a stored item's vector",
+    responses=error_responses(401, 404, 409, 422, 503),
+)
+async def search_similar(
+    body: SimilarSearchRequest, request: Request, service: ServiceDep
+) -> SearchResponse:
+    """Rank stored items by similarity to a stored item (same options as ``POST /search``).
+
+    The item itself is left out (by a filter clause ``id != <id>``, so pages stay consistent)
+    unless ``include_self`` is true.
+    """
+    started = time.perf_counter()
+    records = await service.stores.call(
+        body.collection, lambda store: store.get([body.id], with_vectors=True)
+    )
+    if not records:
+        name = body.collection or service.settings.collection
+        raise ApiError(404, f"no item {body.id!r} in collection {name!r}", type="item_not_found")
+    vector = np.asarray(records[0].vector, dtype=np.float32)
+    if vector.size == 0:
+        raise ApiError(409, f"item {body.id!r} has no stored vector", type="conflict")
+    params = await search_params(service, body)
+    if not body.include_self:  # a filter clause, so that pages stay consistent
+        itself = f"{identifier('id')} != {literal(body.id)}"
+        params = replace(params, expr=f"({params.expr}) and ({itself})" if params.expr else itself)
+    query = await service.models.as_query(vector)
+    hits = await service.searches.search(query, body.collection, params)
+    return _response(request, service, body, hits, started)
