@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 
 import pytest
@@ -15,6 +16,10 @@ from retrieval.api.routers.ui import STATIC_DIR, STATIC_FILES
 from tests.api.helpers import LABELS, ApiData, error_of
 
 KEY = "ui-s3cret"
+# The modules app.js is split into (by view, and the pieces the views share).
+VIEW_MODULES = ("search.js", "detail.js", "chat.js", "key.js", "filters.js", "collection.js",
+                "views.js", "errors.js", "hits.js", "images.js")
+IMPORT_FROM = re.compile(r'\b(?:from|import)\s*"(\.{1,2}/[^"]+)"')
 
 
 # ----- page and static files -----------------------------------------------------------------
@@ -43,7 +48,7 @@ def test_page_is_served_with_a_strict_policy(client: TestClient) -> None:
     ("name", "media"),
     [("app.js", "text/javascript"), ("api.js", "text/javascript"),
      ("dom.js", "text/javascript"), ("app.css", "text/css"), ("favicon.svg", "image/svg+xml"),
-     ("index.html", "text/html")],
+     ("index.html", "text/html"), *((name, "text/javascript") for name in VIEW_MODULES)],
 )
 def test_static_files(client: TestClient, name: str, media: str) -> None:
     response = client.get(f"/static/{name}")
@@ -68,6 +73,51 @@ def test_every_shipped_file_is_in_the_table() -> None:
     assert {"index.html", "app.js", "api.js", "dom.js", "app.css"} <= set(STATIC_FILES)
     for path in STATIC_FILES.values():
         assert path.resolve().is_relative_to(STATIC_DIR)
+    assert set(VIEW_MODULES) <= set(STATIC_FILES)
+
+
+def _imports(name: str) -> list[str]:
+    """The static files a module imports (relative specifiers, resolved)."""
+    source = (STATIC_DIR / name).read_text(encoding="utf-8")
+    folder = posixpath.dirname(name)
+    return [posixpath.normpath(posixpath.join(folder, spec))
+            for spec in IMPORT_FROM.findall(source)]
+
+
+def test_every_module_the_page_imports_is_served_as_javascript(client: TestClient) -> None:
+    """From app.js down, each import is a shipped file, served like app.js itself."""
+    page = client.get("/static/app.js")
+    seen: set[str] = set()
+    todo = ["app.js"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        response = client.get(f"/static/{name}")
+        assert response.status_code == 200, name
+        assert response.headers["content-type"] == "text/javascript; charset=utf-8", name
+        assert response.headers["etag"], name
+        for header in ("cache-control", "content-security-policy", "x-content-type-options"):
+            assert response.headers[header] == page.headers[header], (name, header)
+        todo.extend(_imports(name))
+    assert seen == {name for name in STATIC_FILES if name.endswith(".js")}  # none unused
+
+
+def test_modules_import_each_other_without_cycles() -> None:
+    """Views report to app.js (callbacks, events) instead of importing each other in a ring."""
+    graph = {name: _imports(name) for name in STATIC_FILES if name.endswith(".js")}
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, " -> ".join((*path, name))
+        if name not in done:
+            for imported in graph[name]:
+                visit(imported, (*path, name))
+            done.add(name)
+
+    for name in graph:
+        visit(name, ())
 
 
 def test_scripts_never_build_markup_from_data() -> None:

@@ -15,6 +15,7 @@ from selenium.webdriver.common.keys import Keys
 
 from tests.ui.conftest import API_KEY
 from tests.ui.ui_support import (
+    REPO,
     Gallery,
     Server,
     console_errors,
@@ -34,6 +35,8 @@ def test_page_and_assets_load_without_the_key_data_does_not(ui_key_server: Serve
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert "script-src 'self'" in page.headers["content-security-policy"]
         for name in ("app.js", "api.js", "dom.js", "app.css", "favicon.svg"):
+            assert http.get(f"/static/{name}").status_code == 200, name
+        for name in sorted(p.name for p in (REPO / "retrieval/api/static").glob("*.js")):
             assert http.get(f"/static/{name}").status_code == 200, name
         for path in ("/stats", "/fields", "/collections", "/items/x", "/ready"):
             assert http.get(path).status_code == 401, path

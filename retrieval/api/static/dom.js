@@ -48,3 +48,8 @@ export function show(node, visible = true) {
   node.hidden = !visible;
   return node;
 }
+
+/** The element with this id (the page's fixed elements, looked up once per module). */
+export function byId(id) {
+  return document.getElementById(id);
+}
