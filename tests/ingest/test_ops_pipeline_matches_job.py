@@ -50,7 +50,8 @@ def test_ops_pipeline_builds_the_collection_the_ingest_job_builds(
     insert.batch([str(f) for f in files])
     inserter.flush()
 
-    with open_store(uri, settings.collection) as job_store, open_store(uri, collection) as ops_store:
+    job_store, ops_store = open_store(uri, settings.collection), open_store(uri, collection)
+    with job_store, ops_store:
         by_job, by_ops = _vectors(job_store), _vectors(ops_store)
         assert sorted(by_ops) == sorted(by_job)
         assert len(by_job) == len(files)

@@ -9,7 +9,10 @@ import pytest
 
 from pipelines import list_operators, ops, pipe
 from pipelines.errors import OperatorError
+from retrieval.embedders.tagged import EmbeddingModel, ModelVectors
 from retrieval.ids import content_id
+from retrieval.model_spec import model_spec
+from retrieval.stores import open_store
 from tests.support.tiny_model import TINY_MODEL_NAME
 
 
@@ -79,3 +82,53 @@ def test_decode_error_names_the_operator_and_row(tmp_path: Path) -> None:
         p(str(bad)).get()
     assert "image-decode/cv2-rgb" in str(err.value)
     assert "bad.jpg" in str(err.value)
+
+
+def test_insert_records_the_model_the_vectors_carry(
+    tmp_path: Path, make_image_files, clip_kwargs: dict
+) -> None:
+    files = make_image_files(3)
+    uri, collection = str(tmp_path / "ops.db"), "ops"
+    clip = ops.image_text_embedding.clip(**clip_kwargs)
+    inserter = ops.ann_insert.milvus_client(uri=uri, collection=collection)  # no model_id
+    insert = (
+        pipe.input("id", "path")
+        .map("path", "img", ops.image_decode.cv2_rgb())
+        .map("img", "vec", clip)
+        .map(("id", "vec", "path"), (), inserter)
+        .output()
+    )
+    insert.batch([(f"r{i}", str(f)) for i, f in enumerate(files)])
+    inserter.flush()
+    with open_store(uri, collection) as store:
+        info = store.info()
+        assert info.model_id == clip.embedder.model_id
+        assert info.dim == clip.embedder.dim
+        assert store.model_spec() == model_spec(TINY_MODEL_NAME, None, clip_kwargs["checkpoint"])
+        assert {r.model_id for batch in store.iterate(10) for r in batch} == {info.model_id}
+
+
+def test_insert_of_plain_vectors_records_model_id_and_refuses_another_model(
+    tmp_path: Path,
+) -> None:
+    uri = str(tmp_path / "plain.db")
+    inserter = ops.ann_insert.milvus_client(uri=uri, collection="plain", model_id="made/elsewhere")
+    inserter("a", np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32))
+    other = ModelVectors(np.array([0.0, 1.0, 0.0, 0.0]), EmbeddingModel("other/model", 4))
+    with pytest.raises(ValueError, match="other/model"):
+        inserter("b", other)
+    inserter.flush()
+    with open_store(uri, "plain") as store:
+        assert store.info().model_id == "made/elsewhere"
+        assert store.model_spec() is None
+        assert store.info().count == 1
+
+
+def test_decode_reads_files_like_the_ingest_job(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    p = pipe.input("path").map("path", "img", ops.image_decode.cv2_rgb()).output("img")
+    with pytest.raises(OperatorError, match="empty file"):
+        p(str(empty)).get()
+    with pytest.raises(OperatorError, match="not a regular file"):
+        p(str(tmp_path)).get()
