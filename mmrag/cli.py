@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -15,6 +16,9 @@ from retrieval.config import Settings
 from retrieval.errors import MmragError
 
 SETTING_FLAGS = ("uri", "collection", "model", "pretrained", "checkpoint", "device")
+# Loggers the application keeps quiet: every pymilvus failure is re-raised as a StoreError, so
+# its own ERROR tracebacks are noise. Libraries never set this; the application does, here.
+QUIET_LOGGERS = {"pymilvus": logging.CRITICAL}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +48,20 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+def configure_logging(level: str) -> None:
+    """The application's logging: one format at ``level``, the QUIET_LOGGERS silenced."""
+    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Set the QUIET_LOGGERS' levels (each library is imported first: pymilvus configures its
+    own loggers when it is imported, which would undo an earlier setting)."""
+    for name, quiet in QUIET_LOGGERS.items():
+        importlib.import_module(name)
+        logging.getLogger(name).setLevel(quiet)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; user errors print one line and exit 2."""
     parser = build_parser()
@@ -53,9 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"mmrag: invalid settings: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level)
     try:
         return int(args.run(args, settings) or 0)
     except MmragError as exc:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 from retrieval.config import Settings
 from retrieval.errors import ConfigError
 from retrieval.stores import is_local_uri
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 # Settings the CLI can override; exported to MMRAG_* so that worker processes see them too.
 _EXPORTED = ("uri", "collection", "model", "pretrained", "checkpoint", "device")
@@ -63,7 +67,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if value is not None:
             os.environ[f"MMRAG_{name.upper()}"] = str(value)
     uvicorn.run(
-        "retrieval.api:create_app", factory=True, host=args.host, port=args.port,
+        "mmrag.commands.serve:worker_app", factory=True, host=args.host, port=args.port,
         workers=args.workers, log_level=log_level, timeout_graceful_shutdown=10,
     )
     return 0
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process (``--workers`` > 1), with the CLI's quiet loggers."""
+    from mmrag.cli import quiet_libraries
+    from retrieval.api import create_app
+
+    quiet_libraries()
+    return create_app()
