@@ -50,7 +50,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     logging.getLogger().setLevel(logging.WARNING)  # open_clip logs every model load at INFO
     overrides = TINY if args.tiny else QUICK if args.quick else {}
-    sizes = Sizes(**overrides)  # type: ignore[arg-type]
+    sizes = Sizes(**overrides)
     if args.models:
         sizes.models = [m.strip() for m in args.models.split(",") if m.strip()]
     sizes.torch_threads = args.torch_threads

@@ -1,0 +1,10 @@
+"""The measured sections of ``mmrag bench``: each figure with its baseline, back to back."""
+
+from mmrag.bench.sections.ingest import ingest_section
+from mmrag.bench.sections.precision import precision_section
+from mmrag.bench.sections.search import search_section
+from mmrag.bench.sections.store import store_section
+from mmrag.bench.sections.text import TextRun, text_section
+
+__all__ = ["TextRun", "ingest_section", "precision_section", "search_section",
+           "store_section", "text_section"]

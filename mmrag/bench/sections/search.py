@@ -1,0 +1,196 @@
+"""Search section: HTTP /search latency and N-client QPS against text encode + one store search
+in process; then N clients over clustered vectors with IVF_FLAT, and that index's recall."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmrag.bench.http_load import Served, serve_and_load
+from mmrag.bench.measure import percentiles, seconds, size_label
+from mmrag.bench.models import checkpoint_for
+from mmrag.bench.report import Row
+from mmrag.bench.sizes import Sizes
+from mmrag.bench.workload import unique_queries, warm_texts
+
+
+def search_section(
+    model: str,
+    embedder: Any,
+    text_batch_per_s: float,
+    sizes: Sizes,
+    work: Path,
+    log: Callable[[str], None],
+) -> list[Row]:
+    """HTTP search latency (1 and N clients) against text encode + one store search in process;
+    then N clients over clustered vectors with an IVF_FLAT index (``sizes.ann_vectors``).
+    ``text_batch_per_s`` (trimmed text encode at the text batch size) is the QPS ceiling."""
+    from mmrag.bench.store import unit_vectors
+    from retrieval.stores import open_store
+
+    db = work / f"search-{model}-{sizes.vectors}.db"
+    fill_search_db(db, model, embedder, unit_vectors(sizes.vectors, embedder.dim, seed=5))
+    store = open_store(str(db), "bench")
+    for text in warm_texts(seed=3):
+        store.search(embedder.embed_texts([text]), k=10)
+    bare = [
+        seconds(functools.partial(_encode_and_search, store, embedder, [query]))
+        for query in unique_queries(sizes.queries, seed=21)
+    ]
+    bare_ms = np.array(bare) * 1e3
+    batched_qps = batched_ceiling(store, embedder, sizes)
+    store.close()
+    run = serve_and_load(model, db, sizes)
+    log(
+        f"search {model}: bare p50 {np.median(bare_ms):.1f} ms, http1 {percentiles(run.one_ms)} "
+        f"(server took_ms p50 {np.median(run.took_ms):.1f}), "
+        f"{sizes.clients} clients {run.qps:.1f} qps {percentiles(run.many_ms)}"
+    )
+    n = size_label(sizes.vectors)
+    rows = [
+        Row(
+            "search",
+            f"{model} HTTP /search p50, 1 client, {n} vectors",
+            float(np.median(run.one_ms)),
+            "ms",
+            float(np.median(bare_ms)),
+            "text encode + store.search in process",
+            "<= 1.3",
+            f"p50/p95/p99 {percentiles(run.one_ms)} ms; server took_ms p50 "
+            f"{np.median(run.took_ms):.0f}; bare {percentiles(bare_ms)} ms",
+        ),
+        _qps_row(model, sizes, run, f"{n} vectors", text_batch_per_s,
+                 "FLAT (exact), the Lite default"),
+        _batched_row(model, sizes, run, "vs batched encode + search", batched_qps,
+                     "the system's own ceiling: the store search is part of every query"),
+        Row(
+            "memory",
+            f"{model} server peak RSS under load (+ Milvus Lite, {n} vectors)",
+            run.rss_mib,
+            "MiB",
+        ),
+    ]
+    if sizes.ann_vectors:
+        rows += ann_search_rows(model, embedder, text_batch_per_s, sizes, work, log)
+    return rows
+
+
+def ann_search_rows(
+    model: str, embedder: Any, ceiling: float, sizes: Sizes, work: Path, log: Callable[[str], None]
+) -> list[Row]:
+    """N-client QPS over clustered vectors (like real embeddings) with IVF_FLAT on Lite, and
+    that index's recall@10 against exact search on held-out queries of the same mixture."""
+    from mmrag.bench.store import dataset, exact_top_k, recall_at_k
+    from retrieval.stores import open_store
+
+    n = sizes.ann_vectors
+    base, held_out, _, _ = dataset("clustered", n, sizes.store_queries, embedder.dim)
+    db = work / f"ivf-{model}-{n}.db"  # Lite file names: at most 36 characters
+    fill_search_db(db, model, embedder, base, index_type="IVF_FLAT")
+    store = open_store(str(db), "bench")
+    found = [[int(h.id[1:]) for h in hits] for hits in store.search(held_out, k=10)]
+    in_process = batched_ceiling(store, embedder, sizes)
+    store.close()
+    truth, _ = exact_top_k(base, held_out, 10)
+    recall = recall_at_k(found, truth)
+    del base
+    run = serve_and_load(model, db, sizes, one_client=False,
+                         env_extra={"MMRAG_INDEX_TYPE": "IVF_FLAT"})
+    log(f"search {model} IVF_FLAT {size_label(n)} clustered: {run.qps:.1f} qps "
+        f"{percentiles(run.many_ms)}, recall@10 {recall:.3f}")
+    label = f"{size_label(n)} clustered vectors, IVF_FLAT"
+    return [
+        _qps_row(model, sizes, run, label, ceiling,
+                 f"MMRAG_INDEX_TYPE=IVF_FLAT; recall@10 {recall:.3f} on held-out queries of "
+                 "the same mixture"),
+        _batched_row(model, sizes, run, f"{label}, vs batched encode + search", in_process,
+                     "the system's own ceiling with this index"),
+        Row(
+            "search",
+            f"Lite IVF_FLAT recall@10 vs exact, {label}",
+            recall,
+            "",
+            1.0,
+            "exact (numpy)",
+            ">= 0.95",
+            f"{len(held_out)} held-out queries",
+        ),
+    ]
+
+
+def _qps_row(model: str, sizes: Sizes, run: Served, what: str, ceiling: float, note: str) -> Row:
+    """N-client HTTP QPS against bare text encode at the text batch size (target 0.8)."""
+    return Row(
+        "search",
+        f"{model} HTTP QPS, {sizes.clients} clients, {what}",
+        run.qps,
+        "q/s",
+        ceiling,
+        f"bare text encode, batch {sizes.text_batch}",
+        ">= 0.8",
+        f"p50/p95/p99 {percentiles(run.many_ms)} ms; {note}",
+    )
+
+
+def _batched_row(
+    model: str, sizes: Sizes, run: Served, what: str, in_process: float, note: str
+) -> Row:
+    """N-client HTTP QPS against the in-process batched encode + search (no target)."""
+    return Row(
+        "search",
+        f"{model} HTTP QPS, {sizes.clients} clients, {what}",
+        run.qps,
+        "q/s",
+        in_process,
+        f"encode {sizes.clients} texts + one store.search of {sizes.clients}, in process",
+        "",
+        note,
+    )
+
+
+def _encode_and_search(store: Any, embedder: Any, texts: list[str]) -> None:
+    store.search(embedder.embed_texts(texts), k=10)
+
+
+def fill_search_db(
+    db: Path, model: str, embedder: Any, vectors: np.ndarray, index_type: str = "auto"
+) -> None:
+    """A collection "bench" of ``vectors`` (ids v0, v1, ...) recording ``model``'s random
+    checkpoint as its spec, flushed; kept when already full."""
+    from retrieval.stores import open_store
+    from retrieval.types import Record
+
+    spec = {"model": model, "pretrained": None, "checkpoint": str(checkpoint_for(model))}
+    store = open_store(str(db), "bench", index_type=index_type)
+    try:
+        if store.exists() and store.count() >= len(vectors):
+            return
+        store.ensure_collection(embedder.dim, embedder.model_id, spec=spec)
+        for start in range(0, len(vectors), 1000):
+            store.add(
+                [
+                    Record(id=f"v{start + i}", vector=v, source=f"/img/{start + i}.jpg")
+                    for i, v in enumerate(vectors[start : start + 1000])
+                ]
+            )
+        store.flush()
+    finally:
+        store.close()
+
+
+def batched_ceiling(store: Any, embedder: Any, sizes: Sizes) -> float:
+    """Queries/s of "encode N texts, then one store.search of N" in process, no HTTP: what the
+    server's two micro-batchers do, and so the most it can serve N clients."""
+    batch_q = unique_queries(sizes.clients * 8, seed=23)
+    groups = [batch_q[i : i + sizes.clients] for i in range(0, len(batch_q), sizes.clients)]
+
+    def search_all() -> None:
+        for group in groups:
+            _encode_and_search(store, embedder, group)
+
+    search_all()  # warm every batch shape first: a steady state, as the server's is
+    return len(batch_q) / seconds(search_all)
