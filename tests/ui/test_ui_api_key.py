@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -111,4 +112,38 @@ def test_cancelled_prompt_shows_why(page: Any, ui_key_server: Server) -> None:
     wait_for(page, _key_dialog_open, 5, "the prompt again")
     page.find_element(By.ID, "key-input").send_keys(Keys.ESCAPE)
     wait_for(page, lambda d: not _key_dialog_open(d), 5, "the prompt to close")
+    assert console_errors(page, http_errors_expected=True) == []
+
+
+COUNT_FETCHES_JS = """
+window.__fetched = [];
+const original = window.fetch;
+window.fetch = (url, init) => {
+  window.__fetched.push(new URL(url, document.baseURI).pathname);
+  return original(url, init);
+};
+"""
+
+
+def test_key_entered_after_a_failed_load_reloads_the_collection_once(
+    page: Any, ui_key_server: Server, ui_gallery: Gallery
+) -> None:
+    open_page(page, ui_key_server)
+    wait_for(page, _key_dialog_open, 15, "the API key prompt")
+    page.find_element(By.ID, "key-cancel").click()
+    note = page.find_element(By.ID, "filters-note")
+    wait_for(page, lambda d: "unavailable" in note.get_attribute("textContent"), 10,
+             "the collection to fail to load")
+    page.execute_script(COUNT_FETCHES_JS)
+    page.find_element(By.CSS_SELECTOR, "#search-error button").click()
+    wait_for(page, _key_dialog_open, 5, "the prompt again")
+    page.find_element(By.ID, "key-input").send_keys(API_KEY, Keys.ENTER)
+    wait_for(page, lambda d: not _key_dialog_open(d), 10, "the prompt to close")
+    wait_collection(page, ui_gallery.count)
+    wait_for(page, lambda d: d.find_elements(By.CSS_SELECTOR, "#filter-fields select"), 10,
+             "the filter controls")
+    time.sleep(0.5)  # a second load, if any, has asked for the fields by now
+    fetched = page.execute_script("return window.__fetched")
+    assert fetched.count("/stats") == 2, fetched  # the key check, then the collection once
+    assert fetched.count("/fields") == 1, fetched
     assert console_errors(page, http_errors_expected=True) == []

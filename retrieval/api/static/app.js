@@ -26,8 +26,8 @@ function init() {
     }
   });
   keyEvents.addEventListener("changed", () => {
-    if (collectionStatus() !== "failed") {
-      loadCollection(); // (an accepted key already reloads a collection that failed)
+    if (collectionStatus() === "loaded") {
+      loadCollection(); // (one that failed is being reloaded already: the key was accepted)
     }
     refreshSearch();
   });
