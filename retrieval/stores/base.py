@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from retrieval.errors import StoreError
 from retrieval.types import CollectionInfo, Hit, Record
 
 
@@ -40,6 +41,7 @@ class VectorStore(ABC):
     """
 
     collection: str
+    where: str  # where the store lives, for messages (never a password)
 
     @property
     @abstractmethod
@@ -149,6 +151,18 @@ class VectorStore(ABC):
     @abstractmethod
     def set_alias(self, alias: str) -> None:
         """Point ``alias`` at this store's collection: created, or moved atomically."""
+
+    def create_alias(self, alias: str) -> None:
+        """Make a new ``alias`` name this collection (a StoreError if it exists)."""
+        if self.describe_alias(alias) is not None:
+            raise StoreError(f"alias {alias!r} already exists at {self.where}")
+        self.set_alias(alias)
+
+    def alter_alias(self, alias: str) -> None:
+        """Move an existing ``alias`` to this collection, atomically for its readers."""
+        if self.describe_alias(alias) is None:
+            raise StoreError(f"alias {alias!r} does not exist at {self.where}")
+        self.set_alias(alias)
 
     @abstractmethod
     def describe_alias(self, alias: str) -> str | None:

@@ -27,14 +27,18 @@ from retrieval.errors import (
 from retrieval.stores.base import Capabilities, Target, VectorStore
 from retrieval.stores.expr import ids_in_expr, quote_string
 from retrieval.stores.milvus_backend import MilvusBackend, backend_for
+from retrieval.stores.milvus_checks import (
+    CONSISTENCY_LEVELS,
+    check_options,
+    check_page,
+    query_matrix,
+)
 from retrieval.stores.milvus_errors import translate
 from retrieval.stores.milvus_rows import (
     COLLECTION_NAME,
     FIELDS,
     HNSW_EF,
-    HNSW_MAX_EF,
     IDS_PER_CALL,
-    IVF_MAX_NPROBE,
     IVF_NPROBE,
     MAX_MODEL_ID_BYTES,
     MAX_TOPK,
@@ -60,7 +64,6 @@ from retrieval.types import CollectionInfo, Hit, Record
 
 __all__ = ["CONSISTENCY_LEVELS", "MilvusStore", "Target"]
 
-CONSISTENCY_LEVELS = ("Strong", "Session", "Bounded", "Eventually")
 
 
 class MilvusStore(VectorStore):
@@ -86,26 +89,16 @@ class MilvusStore(VectorStore):
         ``lite_aliases``): reads follow the alias; ``ensure_collection`` pins the store to the
         collection the alias names then, so a writer never follows a later alias switch.
         """
-        if not uri or not uri.strip():
-            raise ConfigError("Milvus URI is empty")
-        if not COLLECTION_NAME.match(collection):
-            raise ConfigError(
-                f"collection name {collection!r} must start with a letter or '_' and "
-                "contain only letters, digits and '_' (at most 255)"
-            )
-        if consistency not in CONSISTENCY_LEVELS:
-            raise ConfigError(f"consistency must be one of {', '.join(CONSISTENCY_LEVELS)}")
-        if min(timeout, slow_timeout, connect_timeout) <= 0:
-            raise ConfigError("timeouts must be positive")
-        if not 1 <= hnsw_ef <= HNSW_MAX_EF:
-            raise ConfigError(f"hnsw_ef must be within 1..{HNSW_MAX_EF}, got {hnsw_ef}")
-        if not 1 <= ivf_nprobe <= IVF_MAX_NPROBE:
-            raise ConfigError(f"ivf_nprobe must be within 1..{IVF_MAX_NPROBE}, got {ivf_nprobe}")
+        check_options(
+            uri, collection, consistency=consistency, hnsw_ef=hnsw_ef, ivf_nprobe=ivf_nprobe,
+            timeouts=(timeout, slow_timeout, connect_timeout),
+        )
         self.hnsw_ef = hnsw_ef
         self.ivf_nprobe = ivf_nprobe
         self.collection = collection
         self.uri = uri.strip()
         self.backend: MilvusBackend = backend_for(self.uri)
+        self.where = self.backend.where
         self.index_type = self.backend.index_type(index_type)
         self._timeout = timeout
         self._slow_timeout = slow_timeout
@@ -133,7 +126,7 @@ class MilvusStore(VectorStore):
 
     def __repr__(self) -> str:
         """Show where the store points, never the token."""
-        return f"MilvusStore({self.backend.where!r}, {self.collection!r})"
+        return f"MilvusStore({self.where!r}, {self.collection!r})"
 
     def __enter__(self) -> MilvusStore:
         """Use the store as a context manager."""
@@ -151,7 +144,7 @@ class MilvusStore(VectorStore):
         try:
             yield self._client
         except (MilvusException, grpc.RpcError) as exc:
-            raise translate(exc, f"{action} {self.collection!r}", self.backend.where) from exc
+            raise translate(exc, f"{action} {self.collection!r}", self.where) from exc
 
     # ----- collection lifecycle -------------------------------------------------------
 
@@ -241,7 +234,7 @@ class MilvusStore(VectorStore):
             if indexes:
                 about = client.describe_index(name, indexes[0], timeout=self._timeout)
                 index_type = str(about.get("index_type", "NONE"))
-        return read_meta(desc, index_type, name, self.backend.where)
+        return read_meta(desc, index_type, name, self.where)
 
     def info(self) -> CollectionInfo:
         """Count, dimension, model and index of the collection."""
@@ -329,18 +322,6 @@ class MilvusStore(VectorStore):
         if alias == target:
             raise ConfigError(f"alias {alias!r} cannot name itself")
         self._names.point(alias, target)
-
-    def create_alias(self, alias: str) -> None:
-        """Make a new ``alias`` name this collection (a StoreError if it exists)."""
-        if self.describe_alias(alias) is not None:
-            raise StoreError(f"alias {alias!r} already exists at {self.backend.where}")
-        self.set_alias(alias)
-
-    def alter_alias(self, alias: str) -> None:
-        """Move an existing ``alias`` to this collection, atomically for its readers."""
-        if self.describe_alias(alias) is None:
-            raise StoreError(f"alias {alias!r} does not exist at {self.backend.where}")
-        self.set_alias(alias)
 
     def describe_alias(self, alias: str) -> str | None:
         """The collection ``alias`` names, or None when there is no such alias."""
@@ -485,23 +466,9 @@ class MilvusStore(VectorStore):
         with_vectors: bool = False,
     ) -> list[list[Hit]]:
         """Top-k hits per query vector by inner product; expr is an already-safe Milvus filter."""
-        if k < 1 or offset < 0:
-            raise ConfigError(f"k must be >= 1 and offset >= 0 (got k={k}, offset={offset})")
-        if k + offset > MAX_TOPK:
-            raise ConfigError(
-                f"k + offset must be at most {MAX_TOPK} in Milvus (got {k} + {offset})"
-            )
+        check_page(k, offset)
         meta = self._meta(max_age=None if self._pinned else self.backend.meta_max_age_s)
-        queries = np.asarray(vectors, dtype=np.float32)
-        if queries.ndim == 1:
-            queries = queries[None, :]
-        if queries.ndim != 2 or queries.shape[1] != meta.dim:
-            raise ModelMismatchError(
-                f"query vectors have shape {tuple(queries.shape)}, collection "
-                f"{self.collection!r} (model {meta.model_id!r}) has dim {meta.dim}"
-            )
-        if not np.isfinite(queries).all():
-            raise StoreError("query vectors must be finite")
+        queries = query_matrix(vectors, meta.dim, meta.model_id, self.collection)
         fields = [*FIELDS, "vector"] if with_vectors else list(FIELDS)
         search = search_params(meta.index_type, k + offset, self.hnsw_ef, self.ivf_nprobe)
         params = {"metric_type": METRIC, "params": search}

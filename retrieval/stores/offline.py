@@ -16,6 +16,7 @@ class OfflineStore(VectorStore):
     def __init__(self, collection: str, message: str) -> None:
         self.collection = collection
         self.message = message
+        self.where = "an unreachable store"
 
     def _down(self, *args: Any, **kwargs: Any) -> Any:
         raise StoreUnavailableError(self.message)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from retrieval.errors import StoreError
-from retrieval.stores.milvus import MilvusStore
+from retrieval.stores import open_store
+from retrieval.stores.base import VectorStore
 from tests.contract.helpers import DIM, MODEL, StoreFactory
 
 
@@ -29,14 +30,14 @@ def store_factory(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[StoreFactory]:
     """Open stores on this test's backend: one .db per test (Lite) or unique collections."""
-    opened: list[MilvusStore] = []
+    opened: list[VectorStore] = []
     uri = str(tmp_path / "lite" / "store.db")
     if backend == "server":
         uri = request.getfixturevalue("milvus_server").uri
     default_collection = f"t_{uuid.uuid4().hex[:12]}"
 
-    def factory(collection: str | None = None, *, index_type: str = "auto") -> MilvusStore:
-        store = MilvusStore(uri, collection or default_collection, index_type=index_type)
+    def factory(collection: str | None = None, *, index_type: str = "auto") -> VectorStore:
+        store = open_store(uri, collection or default_collection, index_type=index_type)
         opened.append(store)
         return store
 
@@ -49,7 +50,7 @@ def store_factory(
 
 
 @pytest.fixture
-def store(store_factory: StoreFactory) -> MilvusStore:
+def store(store_factory: StoreFactory) -> VectorStore:
     """A store whose collection exists for MODEL at DIM."""
     made = store_factory()
     made.ensure_collection(DIM, MODEL)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from retrieval.stores.milvus import MilvusStore
+from retrieval.stores.base import VectorStore
 from retrieval.types import Modality, Record
 from tests.support.milvus_server import EmbeddedServer
 
@@ -18,7 +18,7 @@ __all__ = [
 DIM = 16
 MODEL = "test/model-a"
 
-StoreFactory = Callable[..., MilvusStore]
+StoreFactory = Callable[..., VectorStore]
 
 
 def unit_vectors(count: int, dim: int = DIM, seed: int = 0) -> np.ndarray:

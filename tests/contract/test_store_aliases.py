@@ -41,7 +41,7 @@ def test_alias_moves_readers_and_pinned_writers_stay(store_factory: StoreFactory
     new.alter_alias(alias)
     assert new.describe_alias(alias) == new.collection
     assert old.list_aliases() == [] and new.list_aliases() == [alias]
-    if reader.is_local:
+    if reader.capabilities.embedded:
         assert reader.count() == 3  # a Lite store follows its pointer file on refresh()
         assert reader.refresh() == new.collection
     assert reader.resolve() == new.collection
@@ -65,8 +65,9 @@ def test_alias_moves_readers_and_pinned_writers_stay(store_factory: StoreFactory
 
 def test_lite_pointer_file_is_plain_json(tmp_path: object, store_factory: StoreFactory) -> None:
     store = store_factory("target_a")
-    if not store.is_local:
+    if not store.capabilities.embedded:
         pytest.skip("the pointer file is Milvus Lite's alias")
+    assert isinstance(store, MilvusStore)
     store.ensure_collection(DIM, MODEL)
     store.set_alias("front")
     assert store._lite_db is not None

@@ -18,6 +18,7 @@ from retrieval.errors import (
     StoreUnavailableError,
 )
 from retrieval.stores import is_local_uri, milvus_rows, open_store
+from retrieval.stores.base import VectorStore
 from retrieval.stores.expr import field_ref, literal, quote_string
 from retrieval.stores.milvus import MilvusStore
 from retrieval.stores.milvus_rows import MAX_CAPTION_BYTES
@@ -66,10 +67,10 @@ def test_ensure_collection_creates_then_checks_the_model(store_factory: StoreFac
         MODEL,
         "IP",
     )
-    assert info.index_type == ("FLAT" if store.is_local else "HNSW")
+    assert info.index_type == ("FLAT" if store.capabilities.embedded else "HNSW")
 
 
-def test_upsert_counts_and_replaces_by_id(store: MilvusStore) -> None:
+def test_upsert_counts_and_replaces_by_id(store: VectorStore) -> None:
     records = make_records(50)
     assert store.upsert(records) == 50
     assert store.count() == 50
@@ -83,7 +84,7 @@ def test_upsert_counts_and_replaces_by_id(store: MilvusStore) -> None:
     assert store.upsert([]) == 0
 
 
-def test_add_writes_new_records_like_upsert(store: MilvusStore) -> None:
+def test_add_writes_new_records_like_upsert(store: VectorStore) -> None:
     """``add`` (ingest's write of ids it checked absent) stores exactly what upsert would."""
     records = make_records(40)
     assert store.add(records) == 40
@@ -100,7 +101,7 @@ def test_add_writes_new_records_like_upsert(store: MilvusStore) -> None:
     assert store.search(records[3].vector[None, :], 1)[0][0].id == "r0003"
 
 
-def test_existing_ids_reports_only_stored_ids(store: MilvusStore) -> None:
+def test_existing_ids_reports_only_stored_ids(store: VectorStore) -> None:
     store.upsert(make_records(30))
     asked = [f"r{i:04d}" for i in range(25, 35)] + ["nope", "r0001", "r0001"]
     assert store.existing_ids(asked) == {"r0001"} | {f"r{i:04d}" for i in range(25, 30)}
@@ -109,7 +110,7 @@ def test_existing_ids_reports_only_stored_ids(store: MilvusStore) -> None:
     assert len(store.existing_ids(many)) == 30
 
 
-def test_get_round_trips_every_field(store: MilvusStore) -> None:
+def test_get_round_trips_every_field(store: VectorStore) -> None:
     vector = unit_vectors(1, seed=7)[0]
     metadata = {"label": "dog", "n": 3, "score": 0.25, "nested": {"ok": True, "list": [1, "ü"]}}
     long_caption = "é" * 5000  # 10,000 UTF-8 bytes: stored truncated to 4096 bytes
@@ -133,7 +134,7 @@ def test_get_round_trips_every_field(store: MilvusStore) -> None:
     assert ordered[0].vector.size == 0  # vectors only when asked
 
 
-def test_upsert_refuses_bad_records(store: MilvusStore) -> None:
+def test_upsert_refuses_bad_records(store: VectorStore) -> None:
     good = make_records(1)[0]
     with pytest.raises(ModelMismatchError, match="test/model-b"):
         store.upsert([Record(good.id, good.vector, good.source, model_id="test/model-b")])
@@ -148,7 +149,7 @@ def test_upsert_refuses_bad_records(store: MilvusStore) -> None:
     assert store.count() == 0
 
 
-def test_search_ranks_exact_match_first_and_pages(store: MilvusStore) -> None:
+def test_search_ranks_exact_match_first_and_pages(store: VectorStore) -> None:
     records = make_records(200)
     store.upsert(records)
     queries = np.stack([records[i].vector for i in (0, 17, 123)])
@@ -170,7 +171,7 @@ def test_search_ranks_exact_match_first_and_pages(store: MilvusStore) -> None:
     assert store.search(np.zeros((0, DIM), np.float32)) == []
 
 
-def test_search_checks_limits_and_dimension(store: MilvusStore) -> None:
+def test_search_checks_limits_and_dimension(store: VectorStore) -> None:
     store.upsert(make_records(5))
     query = unit_vectors(1)[0]
     with pytest.raises(ConfigError, match="16384"):
@@ -182,7 +183,7 @@ def test_search_checks_limits_and_dimension(store: MilvusStore) -> None:
     assert len(store.search(query, k=16384)[0]) == 5
 
 
-def test_filters_on_json_metadata_and_caption(store: MilvusStore) -> None:
+def test_filters_on_json_metadata_and_caption(store: VectorStore) -> None:
     records = make_records(60)
     store.upsert(records)
     query = records[0].vector
@@ -199,7 +200,7 @@ def test_filters_on_json_metadata_and_caption(store: MilvusStore) -> None:
     assert store.search(query, k=5, expr=f"{label} == {literal('fish')}") == [[]]
 
 
-def test_hostile_strings_are_literals_not_syntax(store: MilvusStore) -> None:
+def test_hostile_strings_are_literals_not_syntax(store: VectorStore) -> None:
     vectors = unit_vectors(len(HOSTILE) + 1, seed=3)
     ids = [f"id {text}" if "'" not in text else f"quoted {i}" for i, text in enumerate(HOSTILE)]
     records = [
@@ -225,7 +226,7 @@ def test_hostile_strings_are_literals_not_syntax(store: MilvusStore) -> None:
     assert store.count() == len(HOSTILE) - 4 + 1
 
 
-def test_ids_that_cannot_round_trip_are_refused(store: MilvusStore) -> None:
+def test_ids_that_cannot_round_trip_are_refused(store: VectorStore) -> None:
     good = make_records(1)[0]
     for bad in ("it's", "tab\there", "nul\x00", "x" * 129):
         with pytest.raises(StoreError, match="not storable"):
@@ -235,7 +236,7 @@ def test_ids_that_cannot_round_trip_are_refused(store: MilvusStore) -> None:
     assert store.existing_ids(["it's"]) == set() and store.count() == 0
 
 
-def test_delete_removes_rows(store: MilvusStore) -> None:
+def test_delete_removes_rows(store: VectorStore) -> None:
     records = make_records(40)
     store.upsert(records)
     store.delete(["r0000", "r0001", "never-stored"])
@@ -246,7 +247,7 @@ def test_delete_removes_rows(store: MilvusStore) -> None:
     assert "r0000" not in {h.id for h in hits}
 
 
-def test_iterate_yields_every_record_once(store: MilvusStore) -> None:
+def test_iterate_yields_every_record_once(store: VectorStore) -> None:
     records = make_records(57)
     store.upsert(records)
     batches = list(store.iterate(batch_size=10))
@@ -261,14 +262,14 @@ def test_iterate_yields_every_record_once(store: MilvusStore) -> None:
         next(store.iterate(batch_size=0))
 
 
-def test_flush_then_info_counts(store: MilvusStore) -> None:
+def test_flush_then_info_counts(store: VectorStore) -> None:
     store.upsert(make_records(25))
     store.flush()
     info = store.info()
     assert info.count == 25 and info.dim == DIM and info.model_id == MODEL
 
 
-def test_drop_removes_the_collection(store: MilvusStore) -> None:
+def test_drop_removes_the_collection(store: VectorStore) -> None:
     store.upsert(make_records(5))
     store.drop()
     assert not store.exists()
@@ -281,7 +282,7 @@ def test_drop_removes_the_collection(store: MilvusStore) -> None:
         store.info()
 
 
-def test_bad_expression_fails_fast(store: MilvusStore) -> None:
+def test_bad_expression_fails_fast(store: VectorStore) -> None:
     store.upsert(make_records(5))
     started = time.monotonic()
     with pytest.raises(StoreError, match=r"(?i)expr|parse"):
@@ -422,7 +423,7 @@ def test_server_hnsw_recall(milvus_server: EmbeddedServer) -> None:
 
 
 def test_large_upserts_are_split_into_bounded_calls(
-    store: MilvusStore, monkeypatch: pytest.MonkeyPatch
+    store: VectorStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(milvus_rows, "BATCH_BYTES", 5_000)  # Milvus Lite
     monkeypatch.setattr(milvus_rows, "SERVER_BATCH_BYTES", 5_000)  # a server
