@@ -2,10 +2,11 @@
 
 A spec is ``{"model": NAME, "pretrained": TAG | None, "checkpoint": PATH | None}`` as the user
 gave them (a config ``.json`` or checkpoint path made absolute). ``mmrag ingest`` (both engines),
-the ``ann_insert`` operator, ``mmrag reindex`` and ``mmrag migrate`` record it. Readers (the API, ``mmrag search``/``ask``)
-load the recorded model instead of the configured one only for a moved name: when the configured
-collection resolves to another collection (after a reindex) that records another model. The rule
-lives in ``retrieval.follow_model``; a plain collection is always read with the configured model.
+the ``ann_insert`` operator, ``mmrag reindex`` and ``mmrag migrate`` record it. Readers (the API,
+``mmrag search``/``ask``) load the recorded model instead of the configured one only for a moved
+name: when the configured collection resolves to another collection (after a reindex) that
+records another model. The rule lives in ``retrieval.follow_model``; a plain collection is
+always read with the configured model.
 """
 
 from __future__ import annotations
