@@ -194,11 +194,11 @@ def same_cluster_share(
 
 
 def _lite_version() -> str:
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
         return version("milvus-lite")
-    except Exception:  # noqa: BLE001
+    except PackageNotFoundError:
         return "unknown"
 
 
