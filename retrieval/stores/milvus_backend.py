@@ -24,6 +24,7 @@ from retrieval.errors import StoreUnavailableError
 from retrieval.stores import is_local_uri
 from retrieval.stores.base import Capabilities
 from retrieval.stores.milvus_errors import translate
+from retrieval.stores.milvus_lite_files import open_failure
 from retrieval.stores.milvus_names import Call, LiteNames, Names, ServerNames
 from retrieval.stores.milvus_rows import (
     lite_path,
@@ -137,10 +138,7 @@ class LiteBackend(MilvusBackend):
             err = translate(exc, "connect", self.where)
             # ConnectionConfigException: Lite never started (e.g. another process owns it).
             _release_lite(self.address, stop=not isinstance(exc, ConnectionConfigException))
-            raise StoreUnavailableError(
-                f"cannot open Milvus Lite file {self.address} (Milvus Lite lets one process "
-                f"own a file; is another process using it?): {err}"
-            ) from exc
+            raise StoreUnavailableError(open_failure(self.db, str(err))) from exc
 
     def disconnect(self, client: MilvusClient) -> None:
         """Close the client; stop the Lite process when no store of this process uses it."""

@@ -1,4 +1,5 @@
-"""GET /health (the process is up) and GET /ready (model loaded, Milvus answering)."""
+"""GET/HEAD /health (the process is up) and GET /ready (model loaded, Milvus answering, the
+configured collection present)."""
 
 from __future__ import annotations
 
@@ -9,33 +10,47 @@ from fastapi import APIRouter
 from retrieval.api.deps import ServiceDep
 from retrieval.api.errors import ApiError
 from retrieval.api.schemas import HealthResponse, ReadyResponse, error_responses
-from retrieval.api.service import READY_TIMEOUT_S
+from retrieval.api.service import READY_TIMEOUT_S, Service
 from retrieval.errors import StoreError
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", response_model=HealthResponse, summary="Liveness")
+@router.api_route(
+    "/health", methods=["GET", "HEAD"], response_model=HealthResponse, summary="Liveness",
+    responses=error_responses(413),
+)
 async def health() -> HealthResponse:
-    """200 while the process serves requests (never needs the API key)."""
+    """200 while the process serves requests (never needs the API key); HEAD answers too."""
     return HealthResponse()
+
+
+def _missing_collection(service: Service) -> str:
+    """Why a server without its collection is not ready, and what to do about it."""
+    settings = service.settings
+    return (
+        f"collection {settings.collection!r} does not exist at {service.stores.default.where}: "
+        "ingest into it (mmrag ingest ...), restore the database file, or set "
+        "MMRAG_COLLECTION to an existing collection"
+    )
 
 
 @router.get(
     "/ready",
     response_model=ReadyResponse,
     summary="Readiness",
-    responses=error_responses(401, 503),
+    responses=error_responses(401, 413, 503),
 )
 async def ready(service: ServiceDep) -> ReadyResponse:
-    """200 when the query model is loaded and Milvus answers; 503 with the reason otherwise."""
+    """200 when the query model is loaded, Milvus answers and the configured collection
+    exists; 503 with the reasons otherwise (a load balancer keeps traffic away)."""
     state, error = service.models.state
     problems = []
     if state == "loading":
         problems.append("query model is still loading")
     elif state == "failed":
         problems.append(f"query model failed to load: {error}")
-    exists = False
+    exists: bool | None = None
     try:
         exists = await asyncio.wait_for(
             service.stores.call(None, lambda store: store.exists()), timeout=READY_TIMEOUT_S
@@ -44,10 +59,13 @@ async def ready(service: ServiceDep) -> ReadyResponse:
         problems.append(f"Milvus did not answer within {READY_TIMEOUT_S:g}s")
     except StoreError as exc:
         problems.append(f"Milvus is not answering: {exc}")
+    if exists is False:
+        problems.append(_missing_collection(service))
     if problems:
-        raise ApiError(503, "; ".join(problems), type="not_ready")
+        details = {"collection": service.settings.collection, "collection_exists": exists}
+        raise ApiError(503, "; ".join(problems), type="not_ready", details=details)
     return ReadyResponse(
         model=service.models.model_id or service.components.embedder.model_id,
         collection=service.settings.collection,
-        collection_exists=bool(exists),
+        collection_exists=True,
     )

@@ -77,13 +77,13 @@ def _file(name: str) -> Response:
     )
 
 
-@router.get("/", include_in_schema=False)
+@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
 async def index() -> Response:
     """The web UI (needs no API key itself; it asks for one when the server wants it)."""
     return _file("index.html")
 
 
-@router.get("/static/{name:path}", include_in_schema=False)
+@router.api_route("/static/{name:path}", methods=["GET", "HEAD"], include_in_schema=False)
 async def static_file(name: str) -> Response:
     """One of the page's shipped files."""
     return _file(name)
