@@ -6,7 +6,7 @@ operator failures as :class:`OperatorError`.
 """
 
 from pipelines.errors import OperatorError, PipelineError, SchemaError, UnknownOperatorError
-from pipelines.pipe import ListResult, Pipeline, RuntimePipeline, pipe
+from pipelines.pipe import Pipeline, RuntimePipeline, pipe
 from pipelines.registry import (
     OperatorHandle,
     get_operator,
@@ -16,6 +16,7 @@ from pipelines.registry import (
     resolve,
     unregister,
 )
+from pipelines.results import ColumnType, ListResult
 from pipelines.runtime import Result
 
 __all__ = [

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 from pipelines.errors import SchemaError
 from pipelines.plan import Plan, compile_plan
 from pipelines.registry import OperatorHandle
-from pipelines.runtime import OutputReader, Result, Run, head_values
+from pipelines.results import ListResult, column_types
+from pipelines.runtime import ERROR_JOIN_TIMEOUT_S, OutputReader, Result, Run, head_values
 from pipelines.schema import NodeConfig, NodeKind, NodeSpec, Schema, SchemaLike, as_schema
 
 Fn = Callable[..., Any]
@@ -132,7 +133,7 @@ pipe = Pipeline
 
 
 class RuntimePipeline:
-    """A runnable pipeline: ``p(*inputs)``, ``p.stream(iterable)``, ``p.batch(list)``."""
+    """A runnable pipeline: ``p(*inputs)``, ``p.batch(list)``, ``p.lazy(*inputs)``, ``p.stream(it)``."""
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
@@ -147,19 +148,28 @@ class RuntimePipeline:
         """Output column names."""
         return self.plan.outputs
 
-    def __call__(self, *inputs: Any) -> Result:
-        """Run on one input; rows stream lazily into the returned result.
+    def __call__(self, *inputs: Any) -> ListResult:
+        """Run on one input to completion, as towhee's ``p(x)`` does, and return its rows.
 
-        A pipeline with no output columns runs to completion before returning (as towhee does),
-        so side-effect pipelines need no draining.
+        The run has ended (every thread of it included) when this returns, so a result that is
+        never read still inserted its rows; use :meth:`lazy` to stream a large output instead.
         """
         values = head_values(self.plan, inputs, single=False)
         run = Run(self.plan)
         run.feed_one(values)
-        result = Result(run)
-        if not self.plan.outputs:
-            result.to_list()
-        return result
+        rows: list[list[Any]] = []
+        self._drain(run, OutputReader(self.plan), rows)
+        return ListResult(self.plan.outputs, rows, column_types(self.plan))
+
+    def lazy(self, *inputs: Any) -> Result:
+        """Run on one input, rows streaming into the returned result as it is read.
+
+        Closing (or dropping) the result stops the run; rows not read by then are not computed.
+        """
+        values = head_values(self.plan, inputs, single=False)
+        run = Run(self.plan, on_end=self._calls_finished)
+        run.feed_one(values)
+        return Result(run)
 
     def stream(self, inputs: Iterable[Any]) -> Generator[list[Any], None, None]:
         """Run on many inputs, yielding output rows lazily, in input order.
@@ -167,7 +177,7 @@ class RuntimePipeline:
         Each input is a tuple of column values, or the bare value for a one-column input.
         Closing the generator (or dropping it) stops the run.
         """
-        run = Run(self.plan)
+        run = Run(self.plan, on_end=self._calls_finished)
         run.feed_iter(inputs)
         result = Result(run)
         try:
@@ -176,27 +186,44 @@ class RuntimePipeline:
             result.close()
 
     def batch(self, batch_inputs: Iterable[Any]) -> list[ListResult]:
-        """Run on many inputs; one materialised result per input (towhee's ``batch``)."""
+        """Run on many inputs to completion; one result per input (towhee's ``batch``)."""
         inputs = list(batch_inputs)
         run = Run(self.plan)
         run.feed_iter(inputs)
-        reader = OutputReader(self.plan, with_fid=True)
         groups: list[list[list[Any]]] = [[] for _ in inputs]
-        sink: Any = _Sink(groups)
+        self._drain(run, OutputReader(self.plan, with_fid=True), _Sink(groups))
+        types = column_types(self.plan)
+        return [ListResult(self.plan.outputs, rows, types) for rows in groups]
+
+    def _drain(self, run: Run, reader: OutputReader, sink: Any) -> None:
+        """Read a run to its end, wait for its threads, then tell operators the call ended."""
         try:
             while (msgs := run.fetch()) is not None:
                 reader.feed(msgs, sink)
         finally:
             run.cancel()
-        return [ListResult(self.plan.outputs, rows) for rows in groups]
+            run.join(None if run.ctl.error is None else ERROR_JOIN_TIMEOUT_S)
+        self._calls_finished()
+
+    def _calls_finished(self) -> None:
+        """Call ``end_of_call()`` on every operator that has one (e.g. ann_insert flushes)."""
+        for fn in self._operators():
+            hook = getattr(fn, "end_of_call", None)
+            if callable(hook):
+                hook()
+
+    def _operators(self) -> list[Any]:
+        """Each stage's operator once (a shared instance is listed once)."""
+        seen: dict[int, Any] = {}
+        for stage in self.plan.stages:
+            seen.setdefault(id(stage.fn), stage.fn)
+        return list(seen.values())
 
     def flush(self) -> None:
         """Call ``flush()`` on every operator that has one (towhee compatibility)."""
-        seen: set[int] = set()
-        for stage in self.plan.stages:
-            flush = getattr(stage.fn, "flush", None)
-            if callable(flush) and id(stage.fn) not in seen:
-                seen.add(id(stage.fn))
+        for fn in self._operators():
+            flush = getattr(fn, "flush", None)
+            if callable(flush):
                 flush()
 
     def __repr__(self) -> str:
@@ -217,52 +244,6 @@ class _Sink:
     def extend(self, items: Iterable[tuple[int, list[Any]]]) -> None:
         for fid, row in items:
             self.groups[fid].append(row)
-
-
-class ListResult:
-    """A materialised result with the same reading API as :class:`Result`."""
-
-    def __init__(self, schema: Schema, rows: list[list[Any]]) -> None:
-        self._schema = list(schema)
-        self._rows = rows
-        self._pos = 0
-
-    @property
-    def schema(self) -> list[str]:
-        """Output column names."""
-        return self._schema
-
-    @property
-    def size(self) -> int:
-        """Rows not yet read."""
-        return len(self._rows) - self._pos
-
-    def get(self) -> list[Any] | None:
-        """The next row, or None when exhausted."""
-        if self._pos >= len(self._rows):
-            return None
-        self._pos += 1
-        return self._rows[self._pos - 1]
-
-    def get_dict(self, cols: list[str] | None = None) -> dict[str, Any] | None:
-        """The next row as ``{column: value}``."""
-        row = self.get()
-        if row is None:
-            return None
-        return {k: v for k, v in zip(self._schema, row, strict=True) if cols is None or k in cols}
-
-    def to_list(self, kv_format: bool = False) -> list[Any]:
-        """Every remaining row."""
-        rows = self._rows[self._pos :]
-        self._pos = len(self._rows)
-        return [dict(zip(self._schema, r, strict=True)) for r in rows] if kv_format else rows
-
-    def __iter__(self) -> Iterator[list[Any]]:
-        while (row := self.get()) is not None:
-            yield row
-
-    def close(self) -> None:
-        """Nothing to stop: the rows are already here."""
 
 
 __all__ = ["ListResult", "OperatorHandle", "Pipeline", "RuntimePipeline", "pipe"]

@@ -1,18 +1,24 @@
 """One execution of a compiled plan: threads, the input feed and the lazy result queue.
 
 Stage loops run on reusable daemon threads (:data:`RUNNERS`): starting a thread per stage per
-call is slow.
+call is slow. At interpreter exit every run still going is cancelled and its threads are
+waited for (:func:`stop_live_runs`), so no operator is inside native code (torch, gRPC) while
+the interpreter tears down: that aborted the process ("terminate called without an active
+exception").
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import itertools
+import logging
 import queue
 import sys
 import threading
 import time
 import warnings
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
@@ -29,6 +35,10 @@ _RUN_IDS = itertools.count()
 THREAD_PREFIX = "mmrag-pipe"
 IDLE_NAME = f"{THREAD_PREFIX}-idle"
 IDLE_TIMEOUT_S = 30.0
+ERROR_JOIN_TIMEOUT_S = 30.0  # after a failure, how long to wait for the other threads' calls
+EXIT_JOIN_TIMEOUT_S = 60.0  # at interpreter exit, how long to wait for running operator calls
+
+log = logging.getLogger(__name__)
 
 Task = tuple[Callable[[], None], str, threading.Event]
 
@@ -102,10 +112,14 @@ def _make_stage(
 
 
 class Run:
-    """Threads and channels of one execution; cancelling it stops every thread."""
+    """Threads and channels of one execution; cancelling it stops every thread.
 
-    def __init__(self, plan: Plan) -> None:
+    ``on_end`` is called once when a reader reaches the end of the run's output.
+    """
+
+    def __init__(self, plan: Plan, on_end: Callable[[], None] | None = None) -> None:
         self.plan = plan
+        self.on_end = on_end
         self.ctl = RunControl()
         self.name = f"{THREAD_PREFIX}-{next(_RUN_IDS)}"
         sizes = [DEFAULT_QUEUE_SIZE] + [s.spec.config.queue_size for s in plan.stages]
@@ -119,6 +133,7 @@ class Run:
             )
             self.threads.extend(stage.threads)
             self.done.append(RUNNERS.start(stage.run, name))
+        _LIVE_RUNS.add(self)
 
     def feed_one(self, values: list[Any]) -> None:
         """Input a single frame and close the input."""
@@ -172,6 +187,27 @@ class Run:
         for thread in self.threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return all(e.is_set() for e in self.done) and not any(t.is_alive() for t in self.threads)
+
+
+_LIVE_RUNS: weakref.WeakSet[Run] = weakref.WeakSet()
+
+
+def stop_live_runs(timeout: float = EXIT_JOIN_TIMEOUT_S) -> bool:
+    """Cancel every run still going and wait for its threads; True if they all ended."""
+    runs = list(_LIVE_RUNS)
+    for run in runs:
+        run.cancel()
+    deadline = time.monotonic() + timeout
+    ended = all([run.join(max(0.0, deadline - time.monotonic())) for run in runs])
+    if not ended:
+        log.warning(
+            "pipeline threads were still inside an operator call %.0f s after exit began",
+            timeout,
+        )
+    return ended
+
+
+atexit.register(stop_live_runs)
 
 
 class OutputReader:
@@ -257,6 +293,8 @@ class Result:
             msgs = self._run.fetch()
             if msgs is None:
                 self._done = True
+                if self._run.on_end is not None:
+                    self._run.on_end()
                 return False
             self._reader.feed(msgs, self._ready)
         return True

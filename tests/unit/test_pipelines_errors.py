@@ -39,7 +39,7 @@ def fail_on_three(x: int) -> int:
 
 def test_operator_error_names_the_function_and_row() -> None:
     p = pipe.input("n").flat_map("n", "i", range).map("i", "j", fail_on_three).output("j")
-    res = p(10)
+    res = p.lazy(10)
     with pytest.raises(OperatorError) as info:
         res.to_list()
     err = info.value
@@ -96,7 +96,7 @@ def test_every_node_kind_raises_operator_error_and_stops(
     build: Callable[[Any], Any], kind: str
 ) -> None:
     p = build(pipe.input("n").flat_map("n", "i", range)).output("j")
-    res = p(100)
+    res = p.lazy(100)
     with pytest.raises(OperatorError, match=kind):
         res.to_list()
     assert res.join(5)
@@ -120,7 +120,7 @@ def test_error_in_a_long_stream_stops_all_threads() -> None:
 
 def test_closing_the_result_early_stops_the_threads() -> None:
     p = pipe.input("n").flat_map("n", "i", range).map("i", "j", lambda i: i * 2).output("j")
-    res = p(10**12)
+    res = p.lazy(10**12)
     assert [res.get() for _ in range(3)] == [[0], [2], [4]]
     res.close()
     assert res.join(5)
@@ -130,7 +130,7 @@ def test_closing_the_result_early_stops_the_threads() -> None:
 
 def test_dropping_the_result_stops_the_threads() -> None:
     p = pipe.input("n").flat_map("n", "i", range).output("i")
-    res = p(10**12)
+    res = p.lazy(10**12)
     assert res.get() == [0]
     name = res.name
     del res
@@ -141,7 +141,7 @@ def test_dropping_the_result_stops_the_threads() -> None:
 def test_dropping_an_unread_result_warns() -> None:
     p = pipe.input("n").flat_map("n", "i", range).output("i")
     with pytest.warns(RuntimeWarning, match="dropped before it was read"):
-        p(10**12)
+        p.lazy(10**12)
         gc.collect()
     assert wait_quiet() == []
 

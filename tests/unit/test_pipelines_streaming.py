@@ -28,7 +28,7 @@ def test_a_million_rows_stream_in_flat_memory() -> None:
     peak = before
     count = total = 0
     started = time.perf_counter()
-    res = p(MILLION)
+    res = p.lazy(MILLION)
     while (row := res.get()) is not None:
         count += 1
         total += row[0]
@@ -63,7 +63,7 @@ def test_stream_reads_its_input_lazily() -> None:
 def test_first_row_arrives_before_the_input_is_exhausted() -> None:
     p = pipe.input("n").flat_map("n", "i", range).map("i", "j", lambda i: -i).output("j")
     started = time.perf_counter()
-    res = p(10**15)
+    res = p.lazy(10**15)
     assert res.get() == [0]
     assert time.perf_counter() - started < 2
     res.close()
@@ -79,7 +79,7 @@ def test_throughput_of_a_trivial_three_node_pipeline() -> None:
     )
     n = 300_000
     started = time.perf_counter()
-    count = sum(1 for _ in p(n))
+    count = sum(1 for _ in p.lazy(n))
     rate = n / (time.perf_counter() - started)
     print(f"\n3-node pipeline: {rate:,.0f} rows/s")
     assert count == n
