@@ -25,6 +25,11 @@ SHORT_TURN_WORDS = 4
 MAX_QUERY_TURNS = 3
 MAX_EARLIER_CHARS = 200
 DEFAULT_K = 5
+# What a conversation may hold, for every route that takes one (/chat and /v1): each caps what
+# reaches the LLM. The prompt itself keeps only the recent turns (answerers.prompt).
+MAX_MESSAGES = 100
+MAX_MESSAGE_CHARS = 32_000
+MAX_CONVERSATION_CHARS = 200_000
 ANAPHORA = frozenset({
     "it", "its", "it's", "that", "this", "those", "these", "them", "they", "their", "theirs",
     "ones", "more", "another", "other", "others", "same", "similar", "else",
@@ -51,6 +56,40 @@ def retrieval_query(messages: Sequence[ChatMessage], max_chars: int = 1000) -> s
         index -= 1
         parts.append(turns[index][:MAX_EARLIER_CHARS])
     return " ".join(parts)[:max_chars]
+
+
+@dataclass(frozen=True)
+class LimitBreach:
+    """Which cap a conversation goes over: the field, a code, and a sentence saying what to do."""
+
+    param: str
+    code: str
+    message: str
+
+
+def conversation_breach(contents: Sequence[str]) -> LimitBreach | None:
+    """The first cap the message texts go over (count, one message's size, total), or None."""
+    if len(contents) > MAX_MESSAGES:
+        return LimitBreach(
+            "messages", "array_above_max_length",
+            f"The conversation has {len(contents)} messages; the cap is {MAX_MESSAGES}. "
+            "Send only the recent turns.",
+        )
+    for index, text in enumerate(contents):
+        if len(text) > MAX_MESSAGE_CHARS:
+            return LimitBreach(
+                f"messages[{index}].content", "string_above_max_length",
+                f"Message {index} has {len(text)} characters; the cap is {MAX_MESSAGE_CHARS}. "
+                "Shorten it or split it over several turns.",
+            )
+    total = sum(len(text) for text in contents)
+    if total > MAX_CONVERSATION_CHARS:
+        return LimitBreach(
+            "messages", "context_length_exceeded",
+            f"The conversation has {total} characters in all; the cap is "
+            f"{MAX_CONVERSATION_CHARS}. Send fewer or shorter turns.",
+        )
+    return None
 
 
 @dataclass(frozen=True)

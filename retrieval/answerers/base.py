@@ -6,8 +6,8 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from retrieval.answerers.context import (
     Citation,
@@ -17,6 +17,8 @@ from retrieval.answerers.context import (
     citation_for,
     citations_for,
 )
+from retrieval.answerers.usage import estimated_usage
+from retrieval.errors import ConfigError
 from retrieval.types import Hit
 
 Role = Literal["system", "user", "assistant"]
@@ -32,10 +34,25 @@ class ChatMessage:
 
 @dataclass(frozen=True)
 class GenerationOptions:
-    """Per-request generation knobs a client may pass (None: the backend's default)."""
+    """Per-request generation knobs a client may pass (None: the backend's default).
+
+    ``stop``: the answer ends before the first of these strings. ``llm_fields``: chat-completions
+    request fields an LLM backend sends as given (``response_format``, ``tools``, ``top_p``, ...);
+    a backend that cannot honour one that shapes the answer refuses it (``unsupported``).
+    """
 
     temperature: float | None = None
     max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    llm_fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+class UnsupportedParameterError(ConfigError):
+    """A request parameter that would change the answer's contract and this backend cannot keep."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,9 @@ class Answer:
     model: str
     extractive: bool
     usage: Mapping[str, int] | None = None
+    usage_estimated: bool = False
+    finish_reason: str = "stop"
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,13 +98,17 @@ class Prompt:
 class Response:
     """One answer being written: its text so far, the model that writes it, its token usage.
 
-    A backend's ``execute`` may set ``model`` (what the server says answered) and ``usage``.
+    A backend's ``execute`` may set ``model`` (what the server says answered), ``usage``,
+    ``finish_reason`` ("stop", "length", "tool_calls", ...) and ``tool_calls`` (OpenAI's shape).
+    Without a reported usage the answer carries an estimate (``answerers.usage``).
     """
 
     def __init__(self, prompt: Prompt, model: str) -> None:
         self.prompt = prompt
         self.model = model
         self.usage: Mapping[str, int] | None = None
+        self.finish_reason = "stop"
+        self.tool_calls: list[Mapping[str, Any]] = []
         self.pieces: list[str] = []
 
     def add(self, piece: str) -> TokenEvent:
@@ -98,6 +122,9 @@ class Response:
         An extractive answer lists every item, so it cites every item.
         """
         text, items = "".join(self.pieces), self.prompt.items
+        usage = self.usage
+        if usage is None:
+            usage = estimated_usage(self.prompt.messages, items, text)
         return Answer(
             text=text,
             citations=(
@@ -107,7 +134,10 @@ class Response:
             ),
             model=self.model,
             extractive=extractive,
-            usage=self.usage,
+            usage=usage,
+            usage_estimated=self.usage is None,
+            finish_reason=self.finish_reason,
+            tool_calls=tuple(self.tool_calls),
         )
 
 
@@ -128,6 +158,16 @@ class Answerer(ABC):
 
     def __init__(self, budget: ContextBudget | None = None) -> None:
         self.budget = budget or ContextBudget()
+
+    def unsupported(self, options: GenerationOptions | None) -> UnsupportedParameterError | None:
+        """Why this backend cannot honour ``options`` (None: it can); LLM backends take all."""
+        return None
+
+    def check(self, options: GenerationOptions | None) -> None:
+        """Raise ``UnsupportedParameterError`` when ``options`` ask what this backend cannot do."""
+        problem = self.unsupported(options)
+        if problem is not None:
+            raise problem
 
     @abstractmethod
     def execute(self, prompt: Prompt, stream: bool, response: Response) -> Iterable[str]:
@@ -156,6 +196,7 @@ class Answerer(ABC):
         options: GenerationOptions | None,
     ) -> Response:
         """An empty response to the prompt made of ``messages`` and the budgeted ``hits``."""
+        self.check(options)
         return Response(Prompt(messages, build_context(hits, self.budget), options), self.model)
 
     def answer(

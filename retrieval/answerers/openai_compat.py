@@ -114,14 +114,24 @@ class OpenAICompatibleAnswerer(Answerer):
     def request(
         self, payload: list[dict[str, Any]], options: GenerationOptions | None, stream: bool
     ) -> dict[str, Any]:
-        """Keyword arguments of ``chat.completions.create``."""
-        kwargs: dict[str, Any] = {"model": self.model, "messages": payload}
-        if options is not None and options.temperature is not None:
-            kwargs["temperature"] = options.temperature
-        if options is not None and options.max_tokens is not None:
-            kwargs["max_tokens"] = options.max_tokens
+        """Keyword arguments of ``chat.completions.create`` (the client's LLM fields as given).
+
+        A stream asks for usage (``stream_options.include_usage``), as OpenAI-compatible servers
+        report it in a last chunk.
+        """
+        kwargs: dict[str, Any] = {}
+        if options is not None:
+            kwargs.update(options.llm_fields)
+            if options.temperature is not None:
+                kwargs["temperature"] = options.temperature
+            if options.max_tokens is not None:
+                kwargs["max_tokens"] = options.max_tokens
+            if options.stop:
+                kwargs["stop"] = list(options.stop)
+        kwargs.update(model=self.model, messages=payload)
         if stream:
             kwargs["stream"] = True
+            kwargs["stream_options"] = {"include_usage": True}
         return kwargs
 
     # ----- clients --------------------------------------------------------------------------
@@ -199,21 +209,24 @@ class OpenAICompatibleAnswerer(Answerer):
         if not completion.choices:
             raise LLMError(f"LLM endpoint {self.base_url} returned no choices for {self.model!r}")
         response.model = completion.model or self.model
-        if completion.usage is not None:
-            response.usage = {
-                "prompt_tokens": int(completion.usage.prompt_tokens or 0),
-                "completion_tokens": int(completion.usage.completion_tokens or 0),
-                "total_tokens": int(completion.usage.total_tokens or 0),
-            }
-        return completion.choices[0].message.content or ""
+        _record_usage(completion.usage, response)
+        choice = completion.choices[0]
+        response.finish_reason = choice.finish_reason or "stop"
+        calls = choice.message.tool_calls or []
+        response.tool_calls = [call.model_dump(exclude_none=True) for call in calls]
+        return choice.message.content or ""
 
     @staticmethod
     def _delta(chunk: Any, response: Response) -> str:
         """The content delta of a ``chat.completion.chunk`` ('' for role-only or usage chunks)."""
         response.model = chunk.model or response.model
+        _record_usage(getattr(chunk, "usage", None), response)
         if not chunk.choices:
             return ""
-        return chunk.choices[0].delta.content or ""
+        choice = chunk.choices[0]
+        if choice.finish_reason:
+            response.finish_reason = choice.finish_reason
+        return choice.delta.content or ""
 
     @contextmanager
     def mapped_errors(self) -> Iterator[None]:
@@ -245,6 +258,16 @@ class OpenAICompatibleAnswerer(Answerer):
             raise LLMError(f"{where} answered HTTP {exc.status_code}: {_message(exc)}") from exc
         except openai.APIError as exc:
             raise LLMError(f"{where} failed: {_message(exc)}") from exc
+
+
+def _record_usage(usage: Any, response: Response) -> None:
+    """Keep the token counts an LLM reported (a completion's or a stream's last chunk)."""
+    if usage is not None:
+        response.usage = {
+            "prompt_tokens": int(usage.prompt_tokens or 0),
+            "completion_tokens": int(usage.completion_tokens or 0),
+            "total_tokens": int(usage.total_tokens or 0),
+        }
 
 
 def _message(exc: openai.APIError) -> str:

@@ -12,9 +12,11 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
+from retrieval.api.docs import OPENAPI_URL, install_docs
 from retrieval.api.errors import install_error_handlers
 from retrieval.api.metrics import ApiMetrics
 from retrieval.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware, MetricsMiddleware
+from retrieval.api.openai.errors import is_openai_path
 from retrieval.api.routers import ROUTERS
 from retrieval.api.service import Service
 from retrieval.config import Settings
@@ -23,9 +25,10 @@ FORM_OVERHEAD_BYTES = 1024 * 1024
 DESCRIPTION = """\
 Text-to-image and image-to-image search over a Milvus collection of CLIP embeddings.
 
-* Errors are JSON: `{"error": {"type": ..., "message": ..., "details"?: ...}}`.
-* With `MMRAG_API_KEY` set, every route but `/health` needs `Authorization: Bearer <key>` or
-  `X-API-Key: <key>`.
+* Errors are JSON: `{"error": {"type": ..., "message": ..., "details"?: ...}}`; under `/v1`
+  (OpenAI-compatible) they are OpenAI's `{"error": {"message", "type", "param", "code"}}`.
+* With `MMRAG_API_KEY` set, every route but `/health`, the web UI's page and these docs needs
+  `Authorization: Bearer <key>` or `X-API-Key: <key>` (the Authorize button sends it).
 * Milvus Lite (a `.db` file) is owned by one process: serve it with one worker. A Milvus
   server (`MMRAG_URI=http://host:19530`) can be shared by several workers.
 """
@@ -59,10 +62,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
+        openapi_url=OPENAPI_URL,
+        docs_url=None,  # served offline by install_docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
+    install_docs(app)
     for router in ROUTERS:
         app.include_router(router)
     # Added innermost first: metrics -> CORS -> API key -> body cap -> routes.
@@ -92,5 +99,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         schemes["bearer"] = {"type": "http", "scheme": "bearer"}
         schemes["apiKey"] = {"type": "apiKey", "in": "header", "name": "X-API-Key"}
         schema["security"] = [{"bearer": []}, {"apiKey": []}, {}]
+        for path, operations in schema.get("paths", {}).items():
+            if is_openai_path(path):  # /v1 answers validation errors as OpenAI's 400
+                for operation in operations.values():
+                    operation.get("responses", {}).pop("422", None)
         app.openapi_schema = schema
     return app.openapi_schema

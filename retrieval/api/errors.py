@@ -10,6 +10,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from retrieval.api.openai.errors import (
+    is_openai_path,
+    method_not_allowed,
+    openai_error_body,
+    route_not_found,
+)
 from retrieval.errors import (
     CollectionNotFoundError,
     ConfigError,
@@ -120,9 +126,29 @@ def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[st
     return "; ".join(parts) or "invalid request", details
 
 
+def _route_path(request: Request) -> str:
+    """The request path without the app's root_path."""
+    path, root = request.url.path, str(request.scope.get("root_path", ""))
+    return (path[len(root):] or "/") if root and path.startswith(root) else path
+
+
+def _openai_error(
+    request: Request, status: int, message: str, code: str | None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse | None:
+    """Under /v1, the error in OpenAI's shape (None elsewhere)."""
+    if not is_openai_path(_route_path(request)):
+        return None
+    body = openai_error_body(status, message, code)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     """ApiError: its own status, type and message."""
     assert isinstance(exc, ApiError)
+    openai = _openai_error(request, exc.status, exc.message, exc.type, exc.headers)
+    if openai is not None:
+        return openai
     return error_response(
         exc.status, exc.message, type=exc.type, details=exc.details, headers=exc.headers
     )
@@ -141,9 +167,16 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     """Starlette/FastAPI HTTPExceptions (404 routes, 405, 413 bodies, multipart errors)."""
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    headers = dict(exc.headers) if exc.headers else None
+    if is_openai_path(_route_path(request)) and message in ("Not Found", "Method Not Allowed"):
+        method, path = request.method, request.url.path
+        message = (route_not_found(method, path) if exc.status_code == 404
+                   else method_not_allowed(method, path, (headers or {}).get("allow", "")))
+    openai = _openai_error(request, exc.status_code, message, None, headers)
+    if openai is not None:
+        return openai
     if exc.status_code == 404 and message == "Not Found":
         message = f"no route {request.url.path}"
-    headers = dict(exc.headers) if exc.headers else None
     return error_response(exc.status_code, message, headers=headers)
 
 
@@ -157,6 +190,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     """Anything else: logged with its traceback, answered 500 without internals."""
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    openai = _openai_error(request, 500, f"internal error ({type(exc).__name__})", None)
+    if openai is not None:
+        return openai
     return error_response(500, f"internal error ({type(exc).__name__})", type="internal_error")
 
 

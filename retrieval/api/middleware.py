@@ -13,14 +13,17 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from retrieval.api.docs import DOCS_ASSETS, DOCS_PATHS
 from retrieval.api.errors import error_body
 from retrieval.api.metrics import ApiMetrics
+from retrieval.api.openai.errors import is_openai_path, openai_error_body
 
 PUBLIC_PATHS = frozenset({"/health"})
 # The web UI's page and its static files (routers/ui.py) load without the key; the page then
 # asks for the key and sends it on every data request. Only GET/HEAD, never a data route.
 UI_PATHS = frozenset({"/"})
 UI_PREFIX = "/static/"
+KEY_MESSAGE = "missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 
 
 def _route_path(scope: Scope) -> str:
@@ -33,10 +36,15 @@ def _route_path(scope: Scope) -> str:
 
 
 async def send_json_error(
-    send: Send, status: int, type_: str, message: str, headers: Iterable[tuple[str, str]] = ()
+    send: Send, status: int, type_: str, message: str, headers: Iterable[tuple[str, str]] = (),
+    *, scope: Scope | None = None,
 ) -> None:
-    """Send a complete JSON error response in the API's error shape."""
-    body = json.dumps(error_body(type_, message)).encode("utf-8")
+    """Send a complete JSON error response: OpenAI's shape under /v1, the API's elsewhere."""
+    if scope is not None and is_openai_path(_route_path(scope)):
+        shaped = openai_error_body(status, message, type_)
+    else:
+        shaped = error_body(type_, message)
+    body = json.dumps(shaped).encode("utf-8")
     raw = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode("ascii")),
@@ -47,9 +55,10 @@ async def send_json_error(
 
 
 def _is_ui_asset(scope: Scope, path: str) -> bool:
-    """A GET/HEAD of the web page or one of its static files."""
+    """A GET/HEAD of the web page, the API docs pages, or one of their static files."""
     return scope.get("method") in ("GET", "HEAD") and (
         path in UI_PATHS or path.startswith(UI_PREFIX)
+        or path in DOCS_PATHS or path.startswith(DOCS_ASSETS + "/")
     )
 
 
@@ -70,7 +79,12 @@ def api_key_matches(headers: Headers, expected: str) -> bool:
 
 
 class ApiKeyMiddleware:
-    """When a key is configured, every path but /health and the web UI's files needs it."""
+    """When a key is configured, every path but /health and the UI's and docs' pages needs it.
+
+    The docs pages and the OpenAPI schema describe routes, not data: they load without the key
+    (Swagger UI's Authorize button then sends it). Under /v1 the 401 is OpenAI's
+    ``invalid_api_key``.
+    """
 
     def __init__(self, app: ASGIApp, api_key: str | None) -> None:
         self.app = app
@@ -89,10 +103,10 @@ class ApiKeyMiddleware:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
+        openai = is_openai_path(_route_path(scope))
         await send_json_error(
-            send, 401, "unauthorized",
-            "missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-            headers=[("www-authenticate", "Bearer")],
+            send, 401, "invalid_api_key" if openai else "unauthorized", KEY_MESSAGE,
+            headers=[("www-authenticate", "Bearer")], scope=scope,
         )
 
 
@@ -119,7 +133,7 @@ class BodyLimitMiddleware:
             await send_json_error(
                 send, 413, "payload_too_large",
                 f"request body of {declared} bytes is over the cap of {self.max_bytes}",
-                headers=[("connection", "close")],
+                headers=[("connection", "close")], scope=scope,
             )
             return
         received = 0
@@ -145,7 +159,7 @@ class BodyLimitMiddleware:
         except PayloadTooLarge as exc:
             if started:
                 raise
-            await send_json_error(send, 413, "payload_too_large", str(exc.detail))
+            await send_json_error(send, 413, "payload_too_large", str(exc.detail), scope=scope)
 
 
 class MetricsMiddleware:

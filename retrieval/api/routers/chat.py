@@ -8,14 +8,12 @@ errors: the client's own request and key were fine).
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from retrieval.answerers import (
     Answer,
@@ -34,6 +32,7 @@ from retrieval.api.images import read_original
 from retrieval.api.routers.common import image_urls, non_default, search_params
 from retrieval.api.schemas import COLLECTION_PATTERN, SearchOptions, error_responses
 from retrieval.api.service import Service
+from retrieval.api.sse import SHUTDOWN_MESSAGE, EventStreamResponse, sse
 from retrieval.errors import (
     LLMAuthenticationError,
     LLMError,
@@ -41,15 +40,20 @@ from retrieval.errors import (
     LLMUnavailableError,
     MmragError,
 )
-from retrieval.rag import DEFAULT_K, ChatQuery, ChatService
+from retrieval.rag import (
+    DEFAULT_K,
+    MAX_CONVERSATION_CHARS,
+    MAX_MESSAGE_CHARS,
+    MAX_MESSAGES,
+    ChatQuery,
+    ChatService,
+    conversation_breach,
+)
 from retrieval.search import SearchRequest
 from retrieval.types import Hit, Record
 
 router = APIRouter(tags=["chat"])
 MAX_CHAT_K = 100
-MAX_MESSAGES = 100
-MAX_MESSAGE_CHARS = 32_000
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 # ----- schemas ------------------------------------------------------------------------------
@@ -72,7 +76,9 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessageIn] = Field(
         min_length=1, max_length=MAX_MESSAGES,
         description="the conversation; retrieval uses the latest user turn (plus earlier user "
-        "turns when it is short or refers back: 'more like that')",
+        "turns when it is short or refers back: 'more like that'); at most "
+        f"{MAX_MESSAGES} messages of {MAX_MESSAGE_CHARS} characters, "
+        f"{MAX_CONVERSATION_CHARS} in all",
     )
     k: int = Field(DEFAULT_K, ge=1, le=MAX_CHAT_K, description="items to retrieve")
     filter: dict[str, Any] | None = Field(
@@ -84,6 +90,14 @@ class ChatRequest(BaseModel):
     stream: bool = Field(False, description="answer as Server-Sent Events")
     temperature: float | None = Field(None, ge=0.0, le=2.0, description="passed to the LLM")
     max_tokens: int | None = Field(None, ge=1, le=32_768, description="passed to the LLM")
+
+    @model_validator(mode="after")
+    def _within_caps(self) -> ChatRequest:
+        """The whole conversation within the shared caps (each message is checked above)."""
+        breach = conversation_breach([m.content for m in self.messages])
+        if breach is not None:
+            raise ValueError(breach.message)
+        return self
 
 
 class CitationOut(BaseModel):
@@ -223,11 +237,6 @@ def citations_out(
     return [citation_out(request, c, shown) for c in answer.citations]
 
 
-def sse(event: str, data: Any) -> str:
-    """One Server-Sent Event."""
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-
 # ----- route --------------------------------------------------------------------------------
 
 
@@ -240,7 +249,8 @@ def sse(event: str, data: Any) -> str:
             "content": {"text/event-stream": {}},
             "description": "JSON, or with stream=true Server-Sent Events: `token` events "
             '(`{"delta": ...}`), one `citations` event (`{"answer", "citations", "model", '
-            '"extractive", "query"}`), then `done`; a failure mid-stream is an `error` event',
+            '"extractive", "query"}`), then `done`; a failure mid-stream, or the server '
+            "stopping (SIGTERM) past its grace period, is an `error` event that ends the stream",
         },
         **error_responses(401, 404, 409, 422, 502, 503),
     },
@@ -290,4 +300,5 @@ async def chat(body: ChatRequest, request: Request, service: ServiceDep) -> Any:
             return
         yield sse("done", {})
 
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+    closing = sse("error", error_body("server_shutting_down", SHUTDOWN_MESSAGE))
+    return EventStreamResponse(stream(), closing)
