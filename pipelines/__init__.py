@@ -20,6 +20,7 @@ from pipelines.results import ColumnType, ListResult
 from pipelines.runtime import Result
 
 __all__ = [
+    "ColumnType",
     "ListResult",
     "OperatorError",
     "OperatorHandle",

@@ -133,7 +133,7 @@ pipe = Pipeline
 
 
 class RuntimePipeline:
-    """A runnable pipeline: ``p(*inputs)``, ``p.batch(list)``, ``p.lazy(*inputs)``, ``p.stream(it)``."""
+    """A runnable pipeline: ``p(*inputs)``, ``p.batch(list)``, ``p.lazy(x)``, ``p.stream(it)``."""
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan

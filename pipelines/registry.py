@@ -15,6 +15,7 @@ T = TypeVar("T")
 
 BUILTIN_PACKAGE = "pipelines.operators"
 DEFAULT_NAMESPACE = "anon"
+TOWHEE_NAMESPACE = "towhee"  # where towhee looks up a name without a namespace
 
 _REGISTRY: dict[str, Any] = {}
 _LOCK = threading.RLock()
@@ -100,8 +101,12 @@ def _load_builtins() -> None:
 
 
 def _candidates(name: str) -> list[str]:
+    """Names tried for a lookup, in order; a bare name also tries towhee's own namespace."""
     name = name.replace("_", "-")
-    return [name, f"{DEFAULT_NAMESPACE}/{name}", f"builtin/{name}"]
+    names = [name, f"{DEFAULT_NAMESPACE}/{name}", f"builtin/{name}"]
+    if "/" not in name:
+        names.append(f"{TOWHEE_NAMESPACE}/{name}")
+    return names
 
 
 def _entry(name: str) -> tuple[str, Any] | None:

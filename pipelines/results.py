@@ -23,7 +23,7 @@ def column_types(plan: Plan) -> list[ColumnType]:
 
 
 class ListResult:
-    """A finished run's rows, read like towhee's DataQueue: ``get()``, ``get_dict()``, ``to_list()``.
+    """A finished run's rows, read like towhee's DataQueue (``get``, ``get_dict``, ``to_list``).
 
     Reading consumes rows (``size`` is what is left); ``reset_size()`` rewinds, as
     ``DataCollection`` does not need to.
