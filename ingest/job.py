@@ -12,7 +12,11 @@ Stages (each its own thread; ``workers`` stages run on pools)::
          --map upsert (insert_batch_size)-->   batched writes; one flush at the end
 
 Already-stored items are found by id before anything is read (manifest ids, video frames) or
-right after reading (content hashes), so a rerun never decodes or embeds them again. Milvus
+right after reading (content hashes), so a rerun never decodes or embeds them again. A manifest
+id repeated in one run with another source is a ``conflict`` reject (the first row is kept); with
+the same source it is a duplicate. Writers to a Milvus server take a lock shared by the ingests
+on this machine (``ingest.write_lock``) and check the ids again under it, so two ingests at once
+never both count (or write) one item. Milvus
 (Lite 2.5.1 included) keeps every acknowledged upsert across a ``kill -9`` of the job even before
 a flush, so the store itself is the checkpoint: a rerun finishes the work.
 """
@@ -30,8 +34,9 @@ import numpy as np
 from ingest.expand import Expander
 from ingest.fetch import Fetcher, FetchOptions
 from ingest.loading import Work, decode_work, read_work
-from ingest.rejects import RejectsFile
+from ingest.rejects import RejectsFile, clean_reason
 from ingest.sources import SourceItem
+from ingest.write_lock import WriteGuard
 from pipelines import pipe
 from pipelines.errors import PipelineError
 from retrieval.components import Components
@@ -40,11 +45,13 @@ from retrieval.errors import MmragError
 from retrieval.image_rows import (
     DEFAULT_MAX_BYTES,
     ensure_collection_for,
+    fit_caption,
     image_record,
     write_rows,
 )
 from retrieval.imaging import DEFAULT_MAX_PIXELS
 from retrieval.model_spec import spec_from_settings
+from retrieval.source_names import display_text
 
 
 class ProgressSink(Protocol):
@@ -84,7 +91,11 @@ class Reject:
 
 @dataclass
 class IngestSummary:
-    """What a job did: counts, rejects (the first ``rejects_kept``) and timing."""
+    """What a job did: counts, rejects (the first ``rejects_kept``) and timing.
+
+    ``captions_truncated`` counts stored rows whose caption was cut to the store's caption
+    field; ``truncated`` lists the first of their sources.
+    """
 
     ingested: int = 0
     duplicates: int = 0
@@ -93,6 +104,8 @@ class IngestSummary:
     rejects: list[Reject] = field(default_factory=list)
     rejected_by_stage: dict[str, int] = field(default_factory=dict)
     rejects_file: str | None = None
+    captions_truncated: int = 0
+    truncated: list[str] = field(default_factory=list)
 
     @property
     def scanned(self) -> int:
@@ -113,6 +126,7 @@ class IngestSummary:
             "rejected": self.rejected,
             "rejected_by_stage": dict(sorted(self.rejected_by_stage.items())),
             "rejects_file": self.rejects_file,
+            "captions_truncated": self.captions_truncated,
             "elapsed_s": round(self.elapsed_s, 3),
             "throughput_per_s": round(self.throughput, 2),
         }
@@ -133,6 +147,7 @@ class _Tally:
         self.rejects = rejects
         self.kept = kept
         self.seen: set[str] = set()
+        self.claimed: dict[str, str] = {}  # manifest id -> the source that first claimed it
         self.lock = threading.Lock()
 
     def route(self, work: Work) -> bool:
@@ -157,16 +172,27 @@ class _Tally:
             summary.rejected += 1
             summary.rejected_by_stage[stage] = summary.rejected_by_stage.get(stage, 0) + 1
             if len(summary.rejects) < self.kept:
-                summary.rejects.append(Reject(source, reason, stage))
+                summary.rejects.append(Reject(display_text(source), clean_reason(reason), stage))
         if self.rejects is not None:
             self.rejects.write(source, reason, stage)
         if advance and self.progress is not None:
             self.progress.advance(1)
 
-    def ingested(self, n: int) -> None:
-        """Count rows written to the store."""
+    def ingested(self, n: int, truncated: list[str]) -> None:
+        """Count rows written to the store, and those of them whose caption was cut."""
         with self.lock:
-            self.summary.ingested += n
+            summary = self.summary
+            summary.ingested += n
+            summary.captions_truncated += len(truncated)
+            room = max(0, self.kept - len(summary.truncated))
+            summary.truncated.extend(display_text(s) for s in truncated[:room])
+        if self.progress is not None and n:
+            self.progress.advance(n)
+
+    def duplicates(self, n: int) -> None:
+        """Count works found stored when they were about to be written (another writer won)."""
+        with self.lock:
+            self.summary.duplicates += n
         if self.progress is not None and n:
             self.progress.advance(n)
 
@@ -177,14 +203,29 @@ class _Tally:
             for work in batch:
                 if work.settled or work.checked or not work.id:
                     out.append(work)
-                elif work.id in stored or work.id in self.seen:
-                    out.append(
-                        replace(work, duplicate=True, checked=True, data=None, prepared=None)
-                    )
+                elif work.id in stored:
+                    out.append(replace(work, duplicate=True, checked=True, data=None,
+                                       prepared=None))
+                elif work.id in self.seen:
+                    out.append(self._repeat(work))
                 else:
                     self.seen.add(work.id)
+                    if work.id == work.item.id:
+                        self.claimed[work.id] = work.source
                     out.append(replace(work, checked=True))
         return out
+
+    def _repeat(self, work: Work) -> Work:
+        """A work whose id this run saw before: a duplicate, or a conflict when the manifest
+        gave the id to another source."""
+        first = self.claimed.get(work.id)
+        if first is None or first == work.source:
+            return replace(work, duplicate=True, checked=True, data=None, prepared=None)
+        return work.reject(
+            f"id {work.id!r} is repeated with another image; the first row, with "
+            f"{display_text(first)}, was kept: give each image its own id",
+            "conflict",
+        )
 
 
 def run_ingest(
@@ -202,6 +243,7 @@ def run_ingest(
     # once `mmrag reindex` moved the name (retrieval/follow_model.py)
     model = EmbeddingModel.of(embedder, spec_from_settings(components.settings))
     ensure_collection_for(store, model)
+    guard = WriteGuard.for_store(store)
     summary = IngestSummary(rejects_file=str(rejects.path) if rejects is not None else None)
     tally = _Tally(summary, progress, rejects, opts.rejects_kept)
     fetcher = Fetcher(opts.fetch, connections=opts.fetch_workers)
@@ -232,14 +274,23 @@ def run_ingest(
         return list(embedder.embed_prepared([work.prepared for work in batch]))
 
     def upsert(batch: list[Work], vectors: list[np.ndarray]) -> list[int]:
-        records = [
-            image_record(w.id, v, model, source=w.source, caption=w.item.caption, metadata=w.fields)
-            for w, v in zip(batch, vectors, strict=True)
-        ]
-        refused = write_rows(store, records, new=True)
+        with guard:
+            stored = guard.stored([w.id for w in batch])
+            fresh = [(w, v) for w, v in zip(batch, vectors, strict=True) if w.id not in stored]
+            records = [
+                image_record(w.id, v, model, source=w.source, caption=w.item.caption,
+                             metadata=w.fields)
+                for w, v in fresh
+            ]
+            refused = write_rows(store, records, new=True)
         for index, reason in refused.items():
-            tally.reject(batch[index].source, reason, "store", advance=True)
-        tally.ingested(len(records) - len(refused))
+            tally.reject(fresh[index][0].source, reason, "store", advance=True)
+        tally.duplicates(len(batch) - len(fresh))
+        truncated = [
+            w.source for i, (w, _) in enumerate(fresh)
+            if i not in refused and fit_caption(w.item.caption)[1]
+        ]
+        tally.ingested(len(records) - len(refused), truncated)
         return [1] * len(batch)
 
     queue = max(2 * opts.batch_size, 64)  # bounded queues: bytes and model inputs in flight
@@ -268,6 +319,7 @@ def run_ingest(
         raise
     finally:
         fetcher.close()
+        guard.close()
     store.flush()
     summary.elapsed_s = time.perf_counter() - started
     return summary

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +22,15 @@ from typing import Any
 
 import pandas as pd
 
+from ingest.manifest_readers import BadLine, read_table
 from ingest.metadata import (
+    MAX_METADATA_DEPTH,
     RESERVED_COLUMNS,
     InvalidIdError,
     cell_text,
     check_id,
     is_missing,
+    nesting_depth,
     row_metadata,
     sanitize_keys,
 )
@@ -39,16 +41,8 @@ from retrieval.errors import ConfigError
 CHUNK_ROWS = 10_000
 MAX_METADATA_BYTES = 60_000  # Milvus JSON fields hold 64 KiB
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
-_SKIPPED_LINE = re.compile(r"Skipping line (\d+): (.*)")
-_READ_ERRORS = (OSError, ValueError, ImportError, pd.errors.ParserError)
 
-
-@dataclass(frozen=True)
-class BadLine:
-    """A manifest line the parser could not turn into a row."""
-
-    line: int
-    reason: str
+__all__ = ["BadLine", "Columns", "ManifestSource", "read_table"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +81,8 @@ class ManifestSource:
         self.base = self.path.parent
         self.shard = shard or Shard()
         self.name = str(self.path)
-        self.frame, self.bad_lines = read_table(self.path)
+        table = read_table(self.path)
+        self.frame, self.lines, self.bad_lines = table.frame, table.lines, table.bad
         names = [str(c) for c in self.frame.columns]
         self.frame.columns = pd.Index(names)
         self.columns = Columns.of(names)
@@ -111,7 +106,7 @@ class ManifestSource:
                 number = start + offset + 1
                 key = self._key(row, number)
                 if self.shard.owns(key):
-                    yield self._item(row, number, key)
+                    yield self._item(row, number, self.lines[number - 1], key)
 
     def count(self) -> int:
         """Rows (and unparsable lines) of this shard."""
@@ -133,10 +128,19 @@ class ManifestSource:
                 return cell_text(row.get(column))
         return f"row:{number}"
 
-    def _item(self, row: Mapping[str, Any], number: int, key: str) -> SourceItem:
-        """One row as a SourceItem (with ``error`` set when the row cannot be ingested)."""
+    def _item(self, row: Mapping[str, Any], number: int, line: int, key: str) -> SourceItem:
+        """One row as a SourceItem (with ``error`` set when the row cannot be ingested).
+
+        ``number`` counts rows, ``line`` is where the row starts in the file (reasons name it).
+        """
         cols = self.columns
         where = f"{self.path}#row={number}"
+        deep = self._too_deep(row)
+        if deep is not None:
+            return self._reject(
+                where, key, f"row {number} (line {line}): column {deep!r} nests deeper than "
+                f"{MAX_METADATA_DEPTH} levels; flatten it to store it as metadata",
+            )
         caption = cell_text(row.get(cols.caption)) if cols.caption else ""
         metadata = row_metadata(row, cols.metadata)
         item_id: str | None = None
@@ -148,6 +152,11 @@ class ManifestSource:
         target, from_url = self._target(row)
         if not target:
             return self._reject(where, key, f"row {number} has an empty path/url")
+        if "\0" in target:
+            return self._reject(
+                where, key, f"row {number} (line {line}): the path/url contains a NUL character, "
+                "which no file name or URL can hold",
+            )
         size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
         if size > MAX_METADATA_BYTES:
             reason = f"row {number}: metadata is {size} bytes of JSON, over {MAX_METADATA_BYTES}"
@@ -178,74 +187,13 @@ class ManifestSource:
             return cell_text(row.get(cols.url)).strip(), True
         return "", False
 
+    def _too_deep(self, row: Mapping[str, Any]) -> str | None:
+        """The first column whose value nests deeper than MAX_METADATA_DEPTH, else None."""
+        for column, value in row.items():
+            if nesting_depth(value, MAX_METADATA_DEPTH) > MAX_METADATA_DEPTH:
+                return str(column)
+        return None
+
     @staticmethod
     def _reject(source: str, key: str, reason: str) -> SourceItem:
         return SourceItem(source=source, key=key, error=reason, stage="manifest")
-
-
-def read_table(path: Path) -> tuple[pd.DataFrame, list[BadLine]]:
-    """Read a manifest into a DataFrame; ConfigError naming the file when it is unreadable."""
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".csv", ".tsv"):
-            frame, bad = _read_delimited(path, "\t" if suffix == ".tsv" else ",")
-        elif suffix in (".parquet", ".pq"):
-            frame, bad = pd.read_parquet(path, dtype_backend="numpy_nullable"), []
-        else:
-            frame, bad = _read_jsonl(path)
-    except pd.errors.EmptyDataError as exc:
-        raise ConfigError(f"cannot read manifest {path}: the file is empty") from exc
-    except _READ_ERRORS as exc:
-        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-        raise ConfigError(f"cannot read manifest {path}: {reason}") from exc
-    return frame, bad
-
-
-def _read_delimited(path: Path, sep: str) -> tuple[pd.DataFrame, list[BadLine]]:
-    """CSV/TSV: reserved columns as text (ids like 007 keep their zeros); bad lines recorded."""
-    header = pd.read_csv(path, sep=sep, nrows=0, encoding_errors="replace")
-    text_cols = {c: str for c in header.columns if str(c).strip().lower() in RESERVED_COLUMNS}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", pd.errors.ParserWarning)
-        frame = pd.read_csv(
-            path,
-            sep=sep,
-            dtype=text_cols,
-            on_bad_lines="warn",
-            dtype_backend="numpy_nullable",
-            encoding_errors="replace",
-        )
-    bad: list[BadLine] = []
-    for warning in caught:
-        for line in str(warning.message).splitlines():
-            match = _SKIPPED_LINE.match(line.strip())
-            if match is not None:
-                number = int(match.group(1))
-                bad.append(BadLine(number, f"line {number} unparsable: {match.group(2)}"))
-    return frame, bad
-
-
-def _read_jsonl(path: Path) -> tuple[pd.DataFrame, list[BadLine]]:
-    """JSON Lines: one object per line; lines that are not JSON objects are recorded as bad."""
-    records: list[dict[str, Any]] = []
-    bad: list[BadLine] = []
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                reason = f"line {number} is not valid JSON: {exc.msg} at column {exc.colno}"
-                bad.append(BadLine(number, reason))
-                continue
-            if not isinstance(value, dict):
-                reason = f"line {number} is not a JSON object but {type(value).__name__}"
-                bad.append(BadLine(number, reason))
-                continue
-            records.append(value)
-    if bad and not records:
-        raise ConfigError(
-            f"cannot read manifest {path}: no line is a JSON object ({bad[0].reason})"
-        )
-    return pd.DataFrame(records, dtype=object), bad

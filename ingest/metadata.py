@@ -11,7 +11,10 @@ Mapping (also in README "Ingest"):
   (empty cells, NaN, None, NaT) are dropped; non-finite floats are dropped; dates and datetimes
   become ISO-8601 strings (timezone-aware ones converted to UTC), so a string comparison is a date
   range; lists and dicts (Parquet/JSONL) are converted element by element; anything else is
-  stored as ``str(value)``.
+  stored as ``str(value)``. Text that is not valid Unicode (a lone surrogate from a JSON
+  ``\\ud800`` escape) gets U+FFFD in its place, as undecodable bytes do.
+* A value nested deeper than ``MAX_METADATA_DEPTH`` lists/objects rejects its row (checked
+  without recursion, so no depth can crash the job).
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ import pandas as pd
 
 RESERVED_COLUMNS = ("id", "path", "url", "caption")
 MAX_KEY_CHARS = 64
+MAX_METADATA_DEPTH = 32  # nested lists/objects in one metadata value
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,128}\Z")
 _BAD_KEY_CHARS = re.compile(r"[^A-Za-z0-9_]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _DROP = object()
 
 
@@ -98,7 +103,7 @@ def json_value(value: Any) -> Any:
         number = float(value)
         return number if math.isfinite(number) else _DROP
     if isinstance(value, str):
-        return value
+        return valid_text(value)
     if isinstance(value, dt.datetime):  # includes pd.Timestamp
         if value.tzinfo is not None:
             value = value.astimezone(dt.timezone.utc)
@@ -120,6 +125,37 @@ def json_value(value: Any) -> Any:
     if isinstance(value, list | tuple | np.ndarray):
         return [v for v in (json_value(x) for x in value) if v is not _DROP]
     return str(value)
+
+
+def valid_text(text: str) -> str:
+    """The text, with U+FFFD for each lone surrogate (UTF-8 cannot hold one)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deeply lists/objects nest in a value (0 for a scalar), counted up to ``limit + 1``."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, np.ndarray) and current.dtype != object:
+            deepest = max(deepest, depth + current.ndim)
+            continue
+        if isinstance(current, Mapping):
+            children: Iterable[Any] = current.values()
+        elif isinstance(current, list | tuple | np.ndarray):
+            children = current
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def is_missing(value: Any) -> bool:

@@ -70,8 +70,10 @@ def is_image_path(path: Path) -> bool:
 class DirectorySource:
     """Every image and video file under a folder, recursively, in sorted (stable) order.
 
-    Symlinked files are followed, symlinked folders are not (no cycles). The shard key is the
-    path relative to the folder, so machines mounting the data at different places agree.
+    Symlinked files are followed, symlinked folders are not (no cycles). Anything else with a
+    media extension is listed, so that a FIFO, socket or device named ``.jpg`` is rejected (by
+    the read, which never opens one) rather than skipped silently. The shard key is the path
+    relative to the folder, so machines mounting the data at different places agree.
     """
 
     def __init__(self, root: Path, shard: Shard | None = None) -> None:
@@ -110,15 +112,14 @@ class DirectorySource:
             child = f"{rel}/{entry.name}" if rel else entry.name
             try:
                 is_dir = entry.is_dir(follow_symlinks=False)
-                # regular files, and symlinks (a broken one is listed, then rejected)
-                is_file = entry.is_symlink() or entry.is_file(follow_symlinks=False)
             except OSError:
-                is_dir, is_file = False, True
+                is_dir = False
             if is_dir:
                 yield from self._walk(entry.path, child)
                 continue
+            # files, symlinks (a broken one is listed, then rejected), FIFOs and devices
             kind = media_kind(entry.name)
-            if kind is not None and is_file:
+            if kind is not None:
                 yield entry.path, child, kind
 
 

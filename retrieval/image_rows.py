@@ -18,7 +18,9 @@ import numpy as np
 
 from retrieval.embedders.tagged import EmbeddingModel
 from retrieval.errors import MmragError, StoreError, StoreUnavailableError
+from retrieval.source_names import storable
 from retrieval.stores.base import VectorStore
+from retrieval.stores.milvus_rows import MAX_CAPTION_BYTES, truncate_utf8
 from retrieval.types import Modality, Record
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024  # the largest file read as one image
@@ -31,24 +33,56 @@ class FileReadError(MmragError):
 class NotAFileError(OSError):
     """A path that is not a regular file (a folder, FIFO, socket or device)."""
 
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"not a regular file but {kind}")
+        self.kind = kind
+
+
+class BadPathError(OSError):
+    """A path no file can have (a NUL character, text the file system cannot encode)."""
+
 
 def open_regular(path: str | Path) -> IO[bytes]:
-    """Open a regular file for reading without ever blocking on a FIFO or device."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    """Open a regular file for reading; FIFOs and devices are refused before being opened.
+
+    The kind is checked with ``stat`` first (opening a device can have effects), and again on
+    the open descriptor, opened with O_NONBLOCK so a FIFO swapped in meanwhile never blocks.
+    """
+    name = os.fspath(path)
+    if "\0" in name:
+        raise BadPathError("the path contains a NUL character")
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise NotAFileError(f"not a regular file: {path}")
+        os.fsencode(name)
+    except UnicodeEncodeError as exc:
+        raise BadPathError("the path is not text the file system can encode") from exc
+    _check_regular(os.stat(name).st_mode)
+    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        _check_regular(os.fstat(fd).st_mode)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
 
 
+def _check_regular(mode: int) -> None:
+    """NotAFileError naming the kind of anything but a regular file."""
+    if stat.S_ISREG(mode):
+        return
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    raise NotAFileError(next((kind for test, kind in kinds if test(mode)), "a special file"))
+
+
 def os_reason(exc: OSError) -> str:
-    """A one-line reason for an OSError."""
-    if isinstance(exc, NotAFileError):
-        return "not a regular file"
+    """A one-line reason for an OSError (never the path: reasons are shown with it)."""
+    if isinstance(exc, NotAFileError | BadPathError):
+        return str(exc)
     return exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
 
 
@@ -83,16 +117,27 @@ def image_record(
     caption: str = "",
     metadata: Mapping[str, Any] | None = None,
 ) -> Record:
-    """The stored row of one image (or video frame)."""
+    """The stored row of one image (or video frame).
+
+    A source that is not valid UTF-8 is stored as text with its exact bytes in the metadata
+    (``retrieval.source_names``); the caption is cut to what the store holds (``fit_caption``).
+    """
+    text, fields = storable(source, metadata or {})
     return Record(
         id=row_id,
         vector=np.asarray(vector, dtype=np.float32),
-        source=source,
-        caption=caption,
+        source=text,
+        caption=fit_caption(caption)[0],
         modality=Modality.IMAGE,
-        metadata=dict(metadata or {}),
+        metadata=fields,
         model_id=model.model_id,
     )
+
+
+def fit_caption(caption: str) -> tuple[str, bool]:
+    """The caption cut to MAX_CAPTION_BYTES of UTF-8 (whole characters), and whether it was cut."""
+    fitted = truncate_utf8(caption, MAX_CAPTION_BYTES)
+    return fitted, fitted != caption
 
 
 def write_rows(store: VectorStore, records: Sequence[Record], *, new: bool) -> dict[int, str]:

@@ -102,7 +102,7 @@ def _open_header(data: bytes, max_pixels: int | None) -> Image.Image:
         raise ImageDecodeError(f"image too large to decode safely: {exc}") from exc
     except UnidentifiedImageError as exc:
         raise ImageDecodeError(
-            f"not a recognised image format ({len(data)} bytes, starts {data[:8]!r})"
+            f"not a recognised image format ({len(data)} bytes)"
         ) from exc
     except _PIL_ERRORS as exc:
         raise ImageDecodeError(f"unreadable image header: {_one_line(exc)}") from exc

@@ -16,15 +16,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import ipaddress
 import os
 import re
-import socket
 import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import cv2
 import httpx
@@ -32,8 +30,10 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from retrieval.api.errors import ApiError
+from retrieval.api.url_guard import AddressPolicy, PinnedUrl, check_peer, pin_url, policy
 from retrieval.errors import ImageDecodeError
 from retrieval.imaging import decode_image
+from retrieval.source_names import local_source
 from retrieval.types import Record
 
 FETCH_TIMEOUT_S = 10.0
@@ -64,78 +64,62 @@ def decode_query_image(data: bytes, max_pixels: int, min_side: int | None = None
         raise ApiError(422, f"unusable image: {exc}", type="invalid_image") from exc
 
 
-# ----- fetching query images by URL (SSRF-guarded) -------------------------------------------
-
-
-def _is_public(address: str) -> bool:
-    """Whether an IP address is globally routable (not loopback, private, link-local, ...)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
-async def check_url(url: str, *, allow_private: bool) -> None:
-    """Refuse URLs that are not http(s), carry credentials, or resolve to non-public hosts."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ApiError(422, f"invalid URL: {exc}", type="invalid_url") from exc
-    if parts.scheme not in ("http", "https"):
-        raise ApiError(422, "only http and https URLs can be fetched", type="invalid_url")
-    if not parts.hostname:
-        raise ApiError(422, "the URL has no host", type="invalid_url")
-    if parts.username is not None or parts.password is not None:
-        raise ApiError(422, "URLs with credentials are not accepted", type="invalid_url")
-    if allow_private:
-        return
-    port = port or (443 if parts.scheme == "https" else 80)
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise ApiError(422, f"cannot resolve host {parts.hostname!r}", type="invalid_url") from exc
-    addresses = {str(info[4][0]) for info in infos}
-    if not addresses or not all(_is_public(a) for a in addresses):
-        raise ApiError(
-            422,
-            f"refusing to fetch {parts.hostname!r}: it resolves to a loopback, private or "
-            "reserved address (set MMRAG_ALLOW_PRIVATE_URLS=true to allow)",
-            type="url_not_allowed",
-        )
+# ----- fetching query images by URL (SSRF-guarded, see url_guard) ----------------------------
 
 
 async def fetch_image(url: str, *, max_bytes: int, allow_private: bool) -> bytes:
-    """GET an image URL: redirects re-checked, content type image/*, size capped while streaming."""
+    """GET an image URL: each hop resolved once and pinned to its checked addresses, redirects
+    re-checked, the connected peer checked, content type image/*, size capped while streaming."""
     try:
         return await asyncio.wait_for(
-            _fetch(url, max_bytes=max_bytes, allow_private=allow_private),
+            _fetch(url, max_bytes=max_bytes, allowed=policy(allow_private)),
             timeout=FETCH_TIMEOUT_S * 2,
         )
     except asyncio.TimeoutError as exc:
         raise ApiError(422, "fetching the image URL timed out", type="url_fetch_failed") from exc
 
 
-async def _fetch(url: str, *, max_bytes: int, allow_private: bool) -> bytes:
+async def _fetch(url: str, *, max_bytes: int, allowed: AddressPolicy) -> bytes:
     current = url
     timeout = httpx.Timeout(FETCH_TIMEOUT_S)
-    client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
+    # No kept-alive connections: a pooled one to the same address may carry another name.
+    limits = httpx.Limits(max_keepalive_connections=0)
+    client = httpx.AsyncClient(
+        timeout=timeout, limits=limits, follow_redirects=False, trust_env=False
+    )
     async with client:
         for _ in range(MAX_REDIRECTS + 1):
-            await check_url(current, allow_private=allow_private)
-            try:
-                async with client.stream("GET", current, headers={"Accept": "image/*"}) as resp:
-                    if resp.is_redirect and "location" in resp.headers:
-                        current = urljoin(current, resp.headers["location"])
-                        continue
-                    return await _read_image_response(resp, max_bytes)
-            except httpx.HTTPError as exc:
-                raise ApiError(
-                    422, f"cannot fetch the image URL: {type(exc).__name__}",
-                    type="url_fetch_failed",
-                ) from exc
+            targets = await pin_url(current, allowed)
+            location, data = await _fetch_pinned(client, targets, allowed, max_bytes)
+            if location is None:
+                return data
+            current = urljoin(current, location)
     raise ApiError(422, f"more than {MAX_REDIRECTS} redirects", type="url_fetch_failed")
+
+
+async def _fetch_pinned(
+    client: httpx.AsyncClient, targets: list[PinnedUrl], allowed: AddressPolicy, max_bytes: int
+) -> tuple[str | None, bytes]:
+    """(redirect location, b"") or (None, the image bytes), from the first address that
+    connects."""
+    failure: httpx.HTTPError | None = None
+    for target in targets:
+        headers = {"Accept": "image/*", "Host": target.host_header}
+        try:
+            async with client.stream(
+                "GET", target.url, headers=headers, extensions=target.request_extensions()
+            ) as resp:
+                check_peer(resp, target, allowed)
+                if resp.is_redirect and "location" in resp.headers:
+                    return resp.headers["location"], b""
+                return None, await _read_image_response(resp, max_bytes)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            failure = exc  # the next checked address, if any
+        except httpx.HTTPError as exc:
+            failure = exc
+            break
+    name = type(failure).__name__ if failure is not None else "no address"
+    raise ApiError(422, f"cannot fetch the image URL: {name}", type="url_fetch_failed")
 
 
 async def _read_image_response(resp: httpx.Response, max_bytes: int) -> bytes:
@@ -232,10 +216,11 @@ def _media_type(record: Record, data: bytes) -> str:
 
 def read_original(record: Record) -> ImageBytes:
     """The stored item's bytes (file or video frame) and media type (blocking: use a thread)."""
-    frame = _video_frame(record.source)
-    if frame is not None and not os.path.isfile(record.source):
+    source = local_source(record.source, record.metadata)  # a non-UTF-8 name's exact bytes
+    frame = _video_frame(source)
+    if frame is not None and not os.path.isfile(source):
         return ImageBytes(_extract_frame(record, *frame), "image/jpeg")
-    data = _read_regular_file(record, record.source)
+    data = _read_regular_file(record, source)
     return ImageBytes(data, _media_type(record, data))
 
 
@@ -265,8 +250,9 @@ class ThumbnailCache:
         """Cache file of one record at one size (changes when the source file changes)."""
         stamp = ""
         if remote_source(record) is None:
-            frame = _video_frame(record.source)
-            target = frame[0] if frame and not os.path.isfile(record.source) else record.source
+            source = local_source(record.source, record.metadata)
+            frame = _video_frame(source)
+            target = frame[0] if frame and not os.path.isfile(source) else source
             try:
                 info = os.stat(target)
                 stamp = f"{info.st_size}:{info.st_mtime_ns}"

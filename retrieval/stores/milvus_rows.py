@@ -194,12 +194,15 @@ def to_row(record: Record, *, dim: int, model_id: str, collection: str) -> dict[
         )
     if not np.isfinite(vector).all():
         raise StoreError(f"record {record.id!r} has a non-finite vector")
+    for name, text in (("source", record.source), ("caption", record.caption)):
+        _check_utf8(record.id, name, text)
     if len(record.source.encode("utf-8")) > MAX_SOURCE_BYTES:
         raise StoreError(f"record {record.id!r}: source is over {MAX_SOURCE_BYTES} bytes")
     try:
         metadata = json.loads(json.dumps(dict(record.metadata), allow_nan=False))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise StoreError(f"record {record.id!r}: metadata is not plain JSON: {exc}") from exc
+    _check_utf8(record.id, "metadata", json.dumps(metadata, ensure_ascii=False))
     return {
         "id": record.id,
         "vector": vector,
@@ -209,6 +212,17 @@ def to_row(record: Record, *, dim: int, model_id: str, collection: str) -> dict[
         "metadata": metadata,
         "model_id": model_id,
     }
+
+
+def _check_utf8(record_id: str, name: str, text: str) -> None:
+    """StoreError for text UTF-8 cannot hold (surrogate escapes of a non-UTF-8 file name)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise StoreError(
+            f"record {record_id!r}: {name} is not valid UTF-8 (store non-UTF-8 file names with "
+            "retrieval.image_rows.image_record, which keeps their bytes in the metadata)"
+        ) from exc
 
 
 def _vector(value: Any) -> np.ndarray | None:

@@ -208,6 +208,6 @@ def test_manifest_paths_that_are_missing_folders_or_fifos_are_rejected(
     assert (summary.ingested, summary.rejected) == (2, 4)
     reasons = {Path(r.source).name: r.reason for r in summary.rejects}
     assert "No such file" in reasons["missing.jpg"]
-    assert reasons["folder.jpg"] == "cannot read file: not a regular file"
-    assert reasons["pipe.jpg"] == "cannot read file: not a regular file"
-    assert reasons["pipe.mp4"] == "cannot read video: not a regular file"
+    assert reasons["folder.jpg"] == "cannot read file: not a regular file but a folder"
+    assert reasons["pipe.jpg"] == "cannot read file: not a regular file but a FIFO (named pipe)"
+    assert reasons["pipe.mp4"] == "cannot read video: not a regular file but a FIFO (named pipe)"

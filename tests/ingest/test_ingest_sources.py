@@ -47,12 +47,13 @@ def test_folder_walk_is_recursive_sorted_case_insensitive_and_finds_videos(tmp_p
     assert DirectorySource(root).count() == len(names)
 
 
-def test_broken_symlinks_are_listed_to_be_rejected_and_fifos_skipped(tmp_path: Path) -> None:
+def test_broken_symlinks_and_fifos_are_listed_to_be_rejected(tmp_path: Path) -> None:
     root = tmp_path / "media"
     touch(root / "ok.jpg")
     (root / "gone.jpg").symlink_to(root / "missing-target.jpg")
-    os.mkfifo(root / "pipe.jpg")  # not a regular file: never listed (reading it would block)
-    assert [Path(i.source).name for i in open_source(root)] == ["gone.jpg", "ok.jpg"]
+    os.mkfifo(root / "pipe.jpg")  # listed, then rejected by the read (which never blocks on it)
+    names = [Path(i.source).name for i in open_source(root)]
+    assert names == ["gone.jpg", "ok.jpg", "pipe.jpg"]
 
 
 def test_missing_or_unsupported_source_fails_with_its_name(tmp_path: Path) -> None:
