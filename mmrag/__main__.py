@@ -1,5 +1,5 @@
 """python -m mmrag."""
 
-from mmrag.cli import main
+from mmrag.cli import program
 
-raise SystemExit(main())
+raise SystemExit(program())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "ViT-B-32"
@@ -67,10 +67,19 @@ class Settings(BaseSettings):
     llm_max_images: int = Field(4, ge=0, le=20, description="top images sent when vision is on")
     llm_image_px: int = Field(512, ge=64, le=2048, description="longest side of images sent")
 
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error"] | None = Field(
+        None, description="unset: quiet (mmrag's own messages, library warnings; `mmrag serve` "
+        "logs requests at info); info or debug also show library logs and warnings, as -v does"
+    )
 
     # Search API: image-by-URL queries refuse loopback/private/link-local hosts unless allowed.
     allow_private_urls: bool = Field(False, description="let /search/image fetch private hosts")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_log_level(cls, value: object) -> object:
+        """MMRAG_LOG_LEVEL=INFO is info; an empty value is unset."""
+        return (value.strip().lower() or None) if isinstance(value, str) else value
 
     def pretrained_tag(self) -> str | None:
         """The pretrained tag, or None when unset or blank."""

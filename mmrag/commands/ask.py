@@ -5,20 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from mmrag.commands.search import FILTER_HELP, parse_filter
-from retrieval.answerers import BACKENDS, Answer, ChatMessage, FinalEvent, create_answerer
-from retrieval.components import build_components
-from retrieval.config import Settings
+from mmrag.console import printable
 from retrieval.errors import ConfigError
-from retrieval.follow_model import check_query_model, query_embedder
-from retrieval.rag import DEFAULT_K, ChatQuery, ChatService
-from retrieval.search import Searcher
+
+if TYPE_CHECKING:
+    from retrieval.answerers import Answer
+    from retrieval.config import Settings
+
+# Model, store, LLM and rich imports live in the functions that use them (`mmrag --help`).
+# Copies of retrieval.answerers.BACKENDS and retrieval.rag.DEFAULT_K (tests/cli keeps them equal).
+BACKENDS = ("extractive", "openai")
+DEFAULT_K = 5
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -49,6 +49,12 @@ def answer_dict(answer: Answer, query: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Retrieve, answer (streaming to the terminal), then list the cited items."""
+    from retrieval.answerers import ChatMessage, FinalEvent, create_answerer
+    from retrieval.components import build_components
+    from retrieval.follow_model import check_query_model, query_embedder
+    from retrieval.rag import ChatQuery, ChatService
+    from retrieval.search import Searcher
+
     if not 1 <= args.k <= 100:
         raise ConfigError("-k must be in 1..100")
     if not args.question.strip():
@@ -73,7 +79,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             if isinstance(event, FinalEvent):
                 final = event.answer
             else:
-                sys.stdout.write(event.delta)
+                sys.stdout.write(printable(event.delta, keep_newlines=True))
                 sys.stdout.flush()
         sys.stdout.write("\n")
     finally:
@@ -85,12 +91,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def print_citations(answer: Answer) -> None:
-    """The cited items as a table."""
+    """The cited items as a table that fits the terminal."""
     if not answer.citations:
         return
-    table = Table("#", "score", "id", "source", "caption", title=f"cited items ({answer.model})")
-    for c in answer.citations:
-        table.add_row(
-            escape(f"[{c.n}]"), f"{c.score:.4f}", escape(c.id), escape(c.source), escape(c.caption)
-        )
-    Console().print(table)
+    from rich.console import Console
+
+    from mmrag.hit_table import HitRow, hit_table
+
+    console = Console()
+    rows = [HitRow(f"[{c.n}]", c.score, c.id, c.source, c.caption) for c in answer.citations]
+    console.print(hit_table(rows, console.width, title=f"cited items ({answer.model})"))

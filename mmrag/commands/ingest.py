@@ -8,19 +8,15 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
+from mmrag.console import markup_safe, printable
 
-from ingest import IngestOptions, IngestSummary, Shard, open_source, run_ingest
-from ingest.fetch import FetchOptions
-from ingest.progress import ProgressBar
-from ingest.rejects import RejectsFile, default_rejects_path
-from retrieval.components import build_components
-from retrieval.config import Settings
-from retrieval.image_rows import DEFAULT_MAX_BYTES
+if TYPE_CHECKING:
+    from ingest import IngestSummary, Shard
+    from retrieval.config import Settings
 
+# Model, store and rich imports live in run() and _report(): `mmrag --help` stays instant.
 REJECTS_SHOWN = 10
 
 
@@ -77,7 +73,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     )
     p.add_argument("--max-pixels", type=_positive_int, help="decompression-bomb cap (50000000)")
     p.add_argument(
-        "--max-bytes", type=_positive_int, default=DEFAULT_MAX_BYTES,
+        "--max-bytes", type=_positive_int,
         help="largest file or download accepted, in bytes (default 50 MiB)",
     )
     p.add_argument(
@@ -105,6 +101,15 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the job; exit 0, or 1 with --strict when something was rejected."""
+    from rich.console import Console
+
+    from ingest import IngestOptions, Shard, open_source, run_ingest
+    from ingest.fetch import FetchOptions
+    from ingest.progress import ProgressBar
+    from ingest.rejects import RejectsFile, default_rejects_path
+    from retrieval.components import build_components
+    from retrieval.image_rows import DEFAULT_MAX_BYTES
+
     if args.quiet:
         logging.getLogger().setLevel(logging.WARNING)
     shard = Shard.parse(args.shard) if args.shard else Shard()
@@ -117,9 +122,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         fetch_workers=args.fetch_workers,
         insert_batch_size=args.insert_batch_size,
         max_pixels=args.max_pixels or settings.max_image_pixels,
-        max_bytes=args.max_bytes,
+        max_bytes=args.max_bytes or DEFAULT_MAX_BYTES,
         video_every_s=args.video_every,
-        fetch=FetchOptions(timeout_s=args.timeout, retries=args.retries, max_bytes=args.max_bytes),
+        fetch=FetchOptions(
+            timeout_s=args.timeout, retries=args.retries,
+            max_bytes=args.max_bytes or DEFAULT_MAX_BYTES,
+        ),
     )
     rejects_path = (
         Path(args.rejects).expanduser()
@@ -165,22 +173,34 @@ def _report(
     if args.quiet:
         if code:
             print(
-                f"mmrag ingest: {summary.rejected} item(s) rejected; see {summary.rejects_file}",
+                f"mmrag ingest: {summary.rejected} item(s) rejected; see "
+                f"{printable(summary.rejects_file)}",
                 file=sys.stderr,
             )
         return
+    from rich.console import Console
+
     out = Console(highlight=False, soft_wrap=True)
     for reject in summary.rejects[:REJECTS_SHOWN]:
-        out.print(f"[yellow]rejected[/] ({reject.stage}) {escape(reject.source)}: "
-                  f"{escape(reject.reason)}")
+        out.print(f"[yellow]rejected[/] ({reject.stage}) {markup_safe(reject.source)}: "
+                  f"{markup_safe(reject.reason)}")
     if summary.rejected > REJECTS_SHOWN:
         out.print(f"... and {summary.rejected - REJECTS_SHOWN} more")
     shard_note = f" (shard {shard.label})" if shard.count > 1 else ""
     out.print(
         f"ingested {summary.ingested}, duplicates skipped {summary.duplicates}, "
         f"rejected {summary.rejected} in {summary.elapsed_s:.1f}s "
-        f"({summary.throughput:.1f} items/s) into {escape(repr(settings.collection))} "
-        f"at {escape(settings.uri)}{shard_note}"
+        f"({summary.throughput:.1f} items/s) into {markup_safe(repr(settings.collection))} "
+        f"at {markup_safe(settings.uri)}{shard_note}"
     )
+    if summary.captions_truncated:
+        from retrieval.stores.milvus_rows import MAX_CAPTION_BYTES
+
+        example = f", e.g. {markup_safe(summary.truncated[0])}" if summary.truncated else ""
+        out.print(
+            f"[yellow]warning[/] {summary.captions_truncated} caption(s) were longer than the "
+            f"caption field ({MAX_CAPTION_BYTES} bytes of UTF-8) and were stored truncated"
+            f"{example}; keep the full text in another manifest column to store it as metadata"
+        )
     if summary.rejected:
-        out.print(f"rejects: {escape(str(summary.rejects_file))}")
+        out.print(f"rejects: {markup_safe(summary.rejects_file)}")

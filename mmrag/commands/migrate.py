@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
-
-from retrieval.config import Settings
+from mmrag.console import markup_safe
 from retrieval.limits import MAX_TOPK
-from retrieval.migrate import MigrateReport, migrate
+
+if TYPE_CHECKING:
+    from retrieval.config import Settings
+    from retrieval.migrate import MigrateReport
+
+# Store and rich imports live in run() and _report(): `mmrag --help` stays instant.
 
 
 def _positive_int(text: str) -> int:
@@ -49,6 +52,10 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Copy and verify; exit 0 when verified, 1 otherwise."""
+    from rich.console import Console
+
+    from retrieval.migrate import migrate
+
     console = Console(stderr=True, quiet=args.json)
     done = 0
 
@@ -80,9 +87,11 @@ def _report(args: argparse.Namespace, settings: Settings, report: MigrateReport)
         print(json.dumps({**report.as_dict(), "collection": settings.collection,
                           "to_collection": target}))
         return
+    from rich.console import Console
+
     out = Console(highlight=False, soft_wrap=True)
     out.print(
-        f"{escape(settings.collection)} -> {escape(args.to_uri)} {escape(target)}: "
+        f"{markup_safe(settings.collection)} -> {markup_safe(args.to_uri)} {markup_safe(target)}: "
         f"copied {report.copied}, already there {report.skipped}, source {report.source_count}, "
         f"target {report.target_count} rows, in {report.elapsed_s:.1f}s"
     )

@@ -6,15 +6,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
-
-from ingest.reindex import ReindexOptions, ReindexSummary, reindex
-from ingest.rejects import RejectsFile, default_rejects_path
-from retrieval.config import Settings
-from retrieval.embedders import create_embedder_from_settings
+from mmrag.console import markup_safe, printable
 from retrieval.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ingest.reindex import ReindexSummary
+    from retrieval.config import Settings
+
+# Model, store and rich imports live in run() and _report(): `mmrag --help` stays instant.
 
 
 def _positive_int(text: str) -> int:
@@ -65,6 +66,12 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Rebuild and switch; exit 1 when sources were missing and nothing was switched."""
+    from rich.console import Console
+
+    from ingest.reindex import ReindexOptions, reindex
+    from ingest.rejects import RejectsFile, default_rejects_path
+    from retrieval.embedders import create_embedder_from_settings
+
     if args.pretrained and not args.checkpoint:
         settings = settings.model_copy(update={"checkpoint": None})  # the tag names the weights
     if args.checkpoint and args.pretrained:
@@ -106,24 +113,27 @@ def _report(args: argparse.Namespace, summary: ReindexSummary, rejects: Path) ->
     if args.json:
         print(json.dumps({**summary.as_dict(), "rejects_file": str(rejects)}))
         return
+    from rich.console import Console
+
     out = Console(highlight=False, soft_wrap=True)
     out.print(
-        f"{escape(summary.new_collection)}: {summary.embedded} re-embedded with "
-        f"{escape(summary.new_model)} (dim {summary.dim}), {summary.skipped} already there, "
+        f"{markup_safe(summary.new_collection)}: {summary.embedded} re-embedded with "
+        f"{markup_safe(summary.new_model)} (dim {summary.dim}), {summary.skipped} already there, "
         f"{summary.rejected} missing, in {summary.elapsed_s:.1f}s"
     )
     if summary.switched:
         out.print(
-            f"{escape(summary.name)} now reads {escape(summary.new_collection)} "
-            f"(was {escape(summary.old_collection)}, model {escape(summary.old_model)})"
+            f"{markup_safe(summary.name)} now reads {markup_safe(summary.new_collection)} "
+            f"(was {markup_safe(summary.old_collection)}, model {markup_safe(summary.old_model)})"
             + ("; old collection dropped" if summary.dropped_old else "")
         )
         return
     for source, reason in summary.rejects[:10]:
-        out.print(f"[yellow]missing[/] {escape(source)}: {escape(reason)}")
+        out.print(f"[yellow]missing[/] {markup_safe(source)}: {markup_safe(reason)}")
     print(
-        f"mmrag reindex: {summary.rejected} source(s) could not be re-embedded (see {rejects}); "
-        f"{summary.name} still reads {summary.old_collection}. Fix them and rerun, or pass "
+        f"mmrag reindex: {summary.rejected} source(s) could not be re-embedded (see "
+        f"{printable(rejects)}); {printable(summary.name)} still reads "
+        f"{printable(summary.old_collection)}. Fix them and rerun, or pass "
         "--allow-missing to switch without them.",
         file=sys.stderr,
     )

@@ -5,23 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-
-from retrieval.components import build_components
-from retrieval.config import Settings
-from retrieval.errors import ConfigError, FilterError
-from retrieval.fields import filter_expression
-from retrieval.follow_model import check_query_model, query_embedder
-from retrieval.imaging import decode_image
+from mmrag.console import printable
+from retrieval.errors import ConfigError
 from retrieval.limits import MAX_TOPK
-from retrieval.search import Searcher, SearchRequest, check_page
-from retrieval.search_options import RankingFlags
-from retrieval.stores.base import VectorStore
-from retrieval.types import Hit
 
+if TYPE_CHECKING:
+    from retrieval.config import Settings
+    from retrieval.stores.base import VectorStore
+    from retrieval.types import Hit
+
+# Model, store and rich imports live in the functions that use them: `mmrag --help` stays instant.
 FILTER_HELP = 'structured filter as JSON, as in the API: \'{"label": "dog"}\''
 
 
@@ -40,7 +35,12 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "--diversity", type=float, default=0.0,
         help="maximal marginal relevance weight: 0 = plain ranking (default), 1 = only spread",
     )
-    p.add_argument("--json", action="store_true", help="print hits as JSON")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print hits as JSON (exact strings)")
+    output.add_argument(
+        "--paths", action="store_true",
+        help="print only the hits' sources (file paths or URLs), one a line, for scripts",
+    )
     p.set_defaults(run=run)
 
 
@@ -48,6 +48,9 @@ def parse_filter(text: str | None, store: VectorStore) -> str | None:
     """The safe expression of a ``--filter`` JSON object (ConfigError with the API's message)."""
     if not text:
         return None
+    from retrieval.errors import FilterError
+    from retrieval.fields import filter_expression
+
     try:
         spec = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -71,6 +74,12 @@ def hit_dict(hit: Hit) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Embed the query with the collection's model and print hits."""
+    from retrieval.components import build_components
+    from retrieval.follow_model import check_query_model, query_embedder
+    from retrieval.imaging import decode_image
+    from retrieval.search import Searcher, SearchRequest, check_page
+    from retrieval.search_options import RankingFlags
+
     if (args.query is None) == (args.image is None):
         raise ConfigError("give either a text query or --image PATH, not both or neither")
     if not 1 <= args.k <= MAX_TOPK:
@@ -103,9 +112,26 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         components.close()
     if args.json:
         print(json.dumps([hit_dict(h) for h in hits], ensure_ascii=False))
-        return 0
-    table = Table("#", "score", "id", "source", "caption")
-    for rank, hit in enumerate(hits, start=flags.offset + 1):
-        table.add_row(str(rank), f"{hit.score:.4f}", hit.id, hit.source, hit.caption)
-    Console().print(table)
+    elif args.paths:
+        for hit in hits:
+            print(printable(hit.source))
+    else:
+        print_hits(hits, first_rank=flags.offset + 1)
     return 0
+
+
+def print_hits(hits: list[Hit], first_rank: int) -> None:
+    """The hits as a table that fits the terminal (or a line saying there are none)."""
+    from rich.console import Console
+
+    from mmrag.hit_table import HitRow, hit_table
+
+    console = Console()
+    if not hits:
+        console.print("no hits (try another query, a lower --min-score or no --filter)")
+        return
+    rows = [
+        HitRow(str(rank), hit.score, hit.id, hit.source, hit.caption)
+        for rank, hit in enumerate(hits, start=first_rank)
+    ]
+    console.print(hit_table(rows, console.width))

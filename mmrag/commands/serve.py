@@ -6,12 +6,25 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
-from retrieval.config import Settings
 from retrieval.errors import ConfigError
-from retrieval.stores import is_local_uri
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+    from retrieval.config import Settings
+
+# The routes, by group, as `mmrag serve --help` lists them.
+ROUTES = """routes:
+  search       POST /search (text), POST /search/image (upload or URL), POST /search/similar
+  items        GET /items/{id}, GET /items/{id}/image (the stored image or a thumbnail)
+  collections  GET /collections, GET /stats, GET /fields (filterable fields and values)
+  chat         POST /chat (grounded answer with citations; SSE with "stream": true)
+  /v1          OpenAI-compatible: POST /v1/chat/completions, POST /v1/completions,
+               GET /v1/models (for the openai, LangChain and LlamaIndex clients)
+  UI           GET / (web UI: search, similar images, chat), GET /static/*
+  operations   GET /health, GET /ready, GET /metrics (Prometheus)
+  docs         GET /docs (Swagger UI), GET /redoc, GET /openapi.json
+"""
 
 # Settings the CLI can override; exported to MMRAG_* so that worker processes see them too.
 _EXPORTED = ("uri", "collection", "model", "pretrained", "checkpoint", "device")
@@ -23,10 +36,12 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "serve",
         parents=[common],
         help="run the search API (FastAPI on uvicorn)",
-        description="Serve POST /search, /search/image, GET /items/{id}[/image], /collections, "
-        "/stats, /health, /ready, /metrics and the OpenAPI docs at /docs. Milvus Lite (a .db "
-        "file) is owned by one process, so it is served by one worker; use a Milvus server "
-        "URI (http://host:19530) for --workers > 1.",
+        description="Serve the search API, the OpenAI-compatible /v1 routes and the web UI. "
+        "Milvus Lite (a .db file) is owned by one process, so it is served by one worker; use "
+        "a Milvus server URI (http://host:19530) for --workers > 1. With MMRAG_API_KEY set, "
+        "every data route needs the key (not /health, the UI's page and the docs pages).",
+        epilog=ROUTES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
@@ -42,6 +57,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Start uvicorn; returns when the server stops (Ctrl-C or SIGTERM)."""
+    from retrieval.stores import is_local_uri
+
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be within 0..65535, got {args.port}")
     if args.workers < 1:
@@ -55,7 +72,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     from retrieval.api import create_app
 
-    log_level = args.log_level or settings.log_level
+    log_level = args.log_level or settings.log_level or "info"  # requests are logged by default
     if args.workers == 1:
         uvicorn.run(
             create_app(settings), host=args.host, port=args.port, log_level=log_level,
@@ -75,8 +92,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def worker_app() -> FastAPI:
     """The app of one worker process (``--workers`` > 1), with the CLI's quiet loggers."""
-    from mmrag.cli import quiet_libraries
+    from mmrag.logs import hide_library_warnings, quiet_libraries
     from retrieval.api import create_app
 
+    hide_library_warnings()
     quiet_libraries()
     return create_app()

@@ -10,7 +10,6 @@ backend it has.
 from __future__ import annotations
 
 import threading
-import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,10 +159,9 @@ def backend_for(uri: str) -> MilvusBackend:
 
 
 def _import_milvus_lite() -> None:
-    """Import milvus_lite quietly (it warns about pkg_resources on import)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
-        import milvus_lite.server_manager  # noqa: F401
+    """Import milvus_lite (its pkg_resources warning is the application's to show or hide:
+    mmrag.logs hides it unless -v)."""
+    import milvus_lite.server_manager  # noqa: F401
 
 
 def _release_lite(path: str, *, stop: bool) -> None:
