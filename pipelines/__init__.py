@@ -1,10 +1,11 @@
 """mmrag's operator-pipeline engine: towhee's ``pipe``/``ops``/``register`` API, run locally.
 
-``from pipelines import pipe, ops, register`` reads like towhee code; pipelines stream rows
+``from pipelines import pipe, ops, DataCollection`` reads like towhee code; pipelines stream rows
 through bounded queues between threads, support batched and multi-worker maps, and raise
 operator failures as :class:`OperatorError`.
 """
 
+from pipelines.datacollection import DataCollection, Entity
 from pipelines.errors import OperatorError, PipelineError, SchemaError, UnknownOperatorError
 from pipelines.pipe import Pipeline, RuntimePipeline, pipe
 from pipelines.registry import (
@@ -21,6 +22,8 @@ from pipelines.runtime import Result
 
 __all__ = [
     "ColumnType",
+    "DataCollection",
+    "Entity",
     "ListResult",
     "OperatorError",
     "OperatorHandle",
