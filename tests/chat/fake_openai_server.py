@@ -2,7 +2,9 @@
 
 It records every request (path, headers, JSON body), checks ``Authorization: Bearer <key>``
 (401 ``invalid_api_key`` otherwise) and the model (404 ``model_not_found``), and answers with
-``chat.completion`` JSON or ``chat.completion.chunk`` SSE events ending with ``data: [DONE]``.
+``chat.completion`` JSON or ``chat.completion.chunk`` SSE events ending with ``data: [DONE]``
+(a usage chunk first when ``stream_options.include_usage``). A request with ``tools`` and a
+forced ``tool_choice`` is answered with a tool call whose arguments are the reply.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class FakeOpenAI:
     reply: Reply = field(default=lambda body: "A red square [1] and a circle [2, 3].")
     chunk_chars: int = 5
     delay_s: float = 0.0
+    chunk_delay_s: float = 0.0  # pause before each streamed content chunk (a slow model)
     fail_first: int = 0  # answer this many requests with 503 before serving
     stream_error: str | None = None  # send this error event after two content chunks
     requests: list[Recorded] = field(default_factory=list)
@@ -63,6 +66,17 @@ class FakeOpenAI:
 def _error(message: str, type_: str, code: str | None, param: str | None = None) -> bytes:
     body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
     return json.dumps(body).encode()
+
+
+def _forced_tool(body: dict[str, Any]) -> str | None:
+    """The tool a request forces (``tool_choice`` naming one, or "required" with one tool)."""
+    tools = body.get("tools") or []
+    choice = body.get("tool_choice")
+    if not tools or choice in (None, "none", "auto"):
+        return None
+    if isinstance(choice, dict):
+        return str(choice["function"]["name"])
+    return str(tools[0]["function"]["name"])
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -116,9 +130,10 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(fake.delay_s)
         text = fake.reply(body)
         if body.get("stream"):
-            self._stream(model, text)
+            self._stream(model, text, include_usage=bool(
+                (body.get("stream_options") or {}).get("include_usage")))
         else:
-            self._complete(model, text)
+            self._complete(model, text, _forced_tool(body))
 
     def _authorised(self) -> bool:
         fake = self.server.fake
@@ -130,7 +145,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(401, _error(message, "invalid_request_error", "invalid_api_key"))
         return False
 
-    def _complete(self, model: str, text: str) -> None:
+    def _complete(self, model: str, text: str, tool: str | None = None) -> None:
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if tool is not None:
+            message = {"role": "assistant", "content": None, "tool_calls": [{
+                "id": "call_fake1", "type": "function",
+                "function": {"name": tool, "arguments": text},
+            }]}
         body = {
             "id": "chatcmpl-fake",
             "object": "chat.completion",
@@ -138,14 +159,14 @@ class _Handler(BaseHTTPRequestHandler):
             "model": model,
             "choices": [{
                 "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": "stop",
+                "message": message,
+                "finish_reason": "stop" if tool is None else "tool_calls",
             }],
             "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
         }
         self._send(200, json.dumps(body).encode())
 
-    def _stream(self, model: str, text: str) -> None:
+    def _stream(self, model: str, text: str, include_usage: bool = False) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -169,8 +190,18 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(f"data: {json.dumps(error)}\n\n".encode())
                 self.wfile.flush()
                 return
-            event({"content": text[start : start + size]})
+            if self.server.fake.chunk_delay_s:
+                time.sleep(self.server.fake.chunk_delay_s)
+            try:
+                event({"content": text[start : start + size]})
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the client stopped reading (closed the stream)
         event({}, "stop")
+        if include_usage:
+            usage = {"prompt_tokens": 13, "completion_tokens": 9, "total_tokens": 22}
+            chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk",
+                     "created": 1700000000, "model": model, "choices": [], "usage": usage}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
 

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from retrieval.answerers import Answer, ChatMessage, GenerationOptions
 from retrieval.answerers.base import Role
 from retrieval.api.deps import ServiceDep
-from retrieval.api.openai.errors import OpenAIError
+from retrieval.api.openai.errors import OPENAI_PREFIX, OPENAI_TAGS, OpenAIError
 from retrieval.api.openai.grounded import Grounded, check_caps, grounded
 from retrieval.api.openai.requests import chat_llm_fields
 from retrieval.api.openai.route import OpenAIRoute
@@ -25,7 +25,7 @@ from retrieval.api.openai.schemas import (
 )
 from retrieval.api.openai.streaming import data, event_stream, usage_of
 
-router = APIRouter(route_class=OpenAIRoute)
+router = APIRouter(prefix=OPENAI_PREFIX, tags=OPENAI_TAGS, route_class=OpenAIRoute)
 _ROLES: dict[str, Role] = {
     "system": "system", "developer": "system", "user": "user", "assistant": "assistant",
 }

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 OPENAI_PREFIX = "/v1"
+OPENAI_TAGS: list[str | Enum] = ["openai-compatible"]
 V1_ROUTES = (
     "GET /v1/models, GET /v1/models/{model}, POST /v1/chat/completions and POST /v1/completions"
 )

@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from retrieval.api.deps import ServiceDep
+from retrieval.api.openai.errors import OPENAI_PREFIX, OPENAI_TAGS
 from retrieval.api.openai.grounded import COLLECTION_MODEL, model_collection
 from retrieval.api.openai.route import OpenAIRoute
 from retrieval.api.openai.schemas import MODEL_ID, ModelCard, ModelList, openai_responses
 from retrieval.errors import StoreError
 
-router = APIRouter(route_class=OpenAIRoute)
+router = APIRouter(prefix=OPENAI_PREFIX, tags=OPENAI_TAGS, route_class=OpenAIRoute)
 
 
 @router.get("/models", response_model=ModelList, summary="Models (one per collection)",

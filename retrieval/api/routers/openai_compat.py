@@ -15,8 +15,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from retrieval.api.openai import chat, completions, models
-from retrieval.api.openai.errors import OPENAI_PREFIX
 
-router = APIRouter(prefix=OPENAI_PREFIX, tags=["openai-compatible"])
+router = APIRouter()  # each part's routes carry the /v1 prefix (and metric labels) themselves
 for part in (models.router, chat.router, completions.router):
-    router.include_router(part)
+    router.routes.extend(part.routes)
