@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import reprlib
 from typing import Any
 
@@ -35,11 +36,33 @@ class SchemaError(PipelineError, ValueError):
 class UnknownOperatorError(PipelineError, LookupError):
     """``ops.<namespace>.<name>`` names no registered operator."""
 
-    def __init__(self, name: str, known: list[str]) -> None:
-        listing = ", ".join(known) if known else "(none registered)"
-        super().__init__(f"unknown operator {name!r}; registered operators: {listing}")
+    def __init__(self, name: str, known: list[str], instead: str | None = None) -> None:
+        if instead is not None:
+            message = (
+                f"{name!r} is a towhee hub operator that mmrag does not implement (mmrag never "
+                f"downloads operators); use {instead} instead."
+            )
+        else:
+            close = closest_operators(name, known)
+            hint = f"the closest are {', '.join(close)}" if close else "none is close"
+            message = (
+                f"unknown operator {name!r}; {hint}. Register yours with "
+                f"@register(name='namespace/name'); pipelines.list_operators() lists them all."
+            )
+        super().__init__(message)
         self.name = name
         self.known = known
+        self.instead = instead
+
+
+def closest_operators(name: str, known: list[str], limit: int = 5) -> list[str]:
+    """Registered names most like ``name``: its namespace's first, then similar spellings."""
+    namespace = name.partition("/")[0] if "/" in name else None
+    same = [k for k in known if namespace and k.startswith(namespace + "/")]
+    similar = difflib.get_close_matches(name, known, n=limit, cutoff=0.5)
+    bare = [k for k in known if k.partition("/")[2] == name]
+    ordered = dict.fromkeys([*same, *bare, *similar])
+    return list(ordered)[:limit]
 
 
 class OperatorError(PipelineError):

@@ -133,8 +133,15 @@ def get_operator(name: str) -> Any:
     """Like :func:`resolve` but raises :class:`UnknownOperatorError` listing the known names."""
     entry = _entry(name)
     if entry is None:
-        raise UnknownOperatorError(name, list_operators())
+        raise unknown_operator(name)
     return entry[1]
+
+
+def unknown_operator(name: str) -> UnknownOperatorError:
+    """The error for a name nothing is registered under (a towhee hub name says what to use)."""
+    from pipelines.towhee_hub import instead_of
+
+    return UnknownOperatorError(name, list_operators(), instead_of(name))
 
 
 def list_operators() -> list[str]:
@@ -212,7 +219,7 @@ class _OpsPath:
         name = lookup_name(self._path)
         entry = _entry(name)
         if entry is None:
-            raise UnknownOperatorError(name, list_operators())
+            raise unknown_operator(name)
         return OperatorHandle(entry[0], entry[1], args, kwargs)
 
     def __repr__(self) -> str:
