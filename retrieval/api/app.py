@@ -15,9 +15,15 @@ from fastapi.openapi.utils import get_openapi
 from retrieval.api.docs import OPENAPI_URL, install_docs
 from retrieval.api.errors import install_error_handlers
 from retrieval.api.metrics import ApiMetrics
-from retrieval.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware, MetricsMiddleware
+from retrieval.api.middleware import (
+    PUBLIC_PATHS,
+    ApiKeyMiddleware,
+    BodyLimitMiddleware,
+    MetricsMiddleware,
+)
 from retrieval.api.openai.errors import is_openai_path
 from retrieval.api.routers import ROUTERS
+from retrieval.api.schemas import document_middleware_statuses
 from retrieval.api.service import Service
 from retrieval.config import Settings
 
@@ -99,6 +105,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         schemes["bearer"] = {"type": "http", "scheme": "bearer"}
         schemes["apiKey"] = {"type": "apiKey", "in": "header", "name": "X-API-Key"}
         schema["security"] = [{"bearer": []}, {"apiKey": []}, {}]
+        # 400, 401 and 413 on every route (/v1 documents its own, in OpenAI's shape)
+        document_middleware_statuses(schema, PUBLIC_PATHS, skip=is_openai_path)
         for path, operations in schema.get("paths", {}).items():
             if is_openai_path(path):  # /v1 answers validation errors as OpenAI's 400
                 for operation in operations.values():

@@ -24,7 +24,8 @@ FILTER_DESCRIPTION = (
     "booleans. Unknown keys or operators are a 422 naming them. Rows without a metadata key "
     "never match a condition on it (not even `ne`)."
 )
-FILTER_EXAMPLE: dict[str, Any] = {"label": "dog", "year": {"gte": 2020}}
+# Valid on the demo collection (``mmrag demo``), as every example in the schema must be.
+FILTER_EXAMPLE: dict[str, Any] = {"colour": "red", "shape": {"in": ["circle", "square"]}}
 
 
 def requested_keys(spec: Mapping[str, Any]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,9 +16,13 @@ ITEM_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 
 
 class SearchOptions(BaseModel):
-    """Paging, filtering and re-ranking shared by text and image search."""
+    """Paging, filtering and re-ranking shared by text and image search.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict: ``k: true`` or ``k: "5"`` is a 422, not 1 or 5 (the upload form's text fields are
+    converted by their declared type first, see ``routers.search``).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     k: int = Field(10, ge=1, le=MAX_K, description=f"hits per page (1..{MAX_K})")
     offset: int = offset_field()
@@ -45,9 +50,9 @@ class TextSearchRequest(SearchOptions):
 class ImageUrlSearchRequest(SearchOptions):
     """Image-to-image search with the query image fetched from a URL."""
 
-    url: str = Field(
-        ..., min_length=1, max_length=2048, description="http(s) URL of the query image",
-        examples=["https://example.com/cat.jpg"],
+    url: str = Field(  # no example: the server fetches only public hosts it can reach
+        ..., min_length=1, max_length=2048,
+        description="http(s) URL of the query image, on a public host",
     )
 
 
@@ -158,6 +163,50 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
-def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries documenting the error shape for these status codes."""
-    return {code: {"model": ErrorResponse} for code in codes}
+# What the middleware may answer before any route runs: 401 without the API key (when one is
+# set), 413 for a body over the cap (any route, by Content-Length).
+MIDDLEWARE_STATUSES = (401, 413)
+_DESCRIPTIONS = {
+    400: "the request body cannot be parsed",
+    401: "missing or wrong API key (when MMRAG_API_KEY is set)",
+    404: "unknown collection or item",
+    409: "the collection was built with another model",
+    410: "the item's source is gone",
+    413: "the request body or image is over the size cap",
+    415: "not a supported image, or not multipart/JSON",
+    422: "invalid input",
+    502: "the upstream service failed",
+    503: "not ready, Milvus unavailable, or busy (retry after the Retry-After header)",
+}
+
+
+def document_middleware_statuses(
+    schema: dict[str, Any], public_paths: frozenset[str], skip: Callable[[str], bool]
+) -> None:
+    """Add the statuses every operation may answer to an OpenAPI schema (in place): the
+    middleware's, and FastAPI's 400 for a body it cannot parse (e.g. not UTF-8). Paths that
+    ``skip`` names document their own (another error shape)."""
+    ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    for path, item in schema.get("paths", {}).items():
+        if skip(path):
+            continue
+        for operation in item.values():
+            responses = operation.setdefault("responses", {})
+            codes = [*MIDDLEWARE_STATUSES, *([400] if "requestBody" in operation else [])]
+            for code in codes:
+                if code == 401 and path in public_paths:
+                    continue
+                responses.setdefault(str(code), {
+                    "description": _DESCRIPTIONS[code],
+                    "content": {"application/json": {"schema": ref}},
+                })
+
+
+def error_responses(*codes: int, public: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries in the error shape for these codes and the middleware's
+    (401 only where the API key applies: not on ``public`` routes)."""
+    every = set(codes) | {c for c in MIDDLEWARE_STATUSES if not (public and c == 401)}
+    return {
+        code: {"model": ErrorResponse, "description": _DESCRIPTIONS.get(code, "error")}
+        for code in sorted(every)
+    }

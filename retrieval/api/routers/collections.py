@@ -24,7 +24,7 @@ router = APIRouter(tags=["collections"])
     "/collections",
     response_model=CollectionsResponse,
     summary="Collections this server can search",
-    responses=error_responses(401, 503),
+    responses=error_responses(503),
 )
 async def list_collections(service: ServiceDep) -> CollectionsResponse:
     """Every mmrag collection at the configured Milvus, with count, model and index."""
@@ -46,7 +46,7 @@ async def list_collections(service: ServiceDep) -> CollectionsResponse:
     "/stats",
     response_model=StatsResponse,
     summary="Count, model, dimension and index",
-    responses=error_responses(401, 404, 422, 503),
+    responses=error_responses(404, 422, 503),
 )
 async def stats(
     service: ServiceDep,

@@ -16,9 +16,13 @@ from retrieval.errors import StoreError
 router = APIRouter(tags=["health"])
 
 
-@router.api_route(
-    "/health", methods=["GET", "HEAD"], response_model=HealthResponse, summary="Liveness",
-    responses=error_responses(413),
+@router.get(
+    "/health", response_model=HealthResponse, summary="Liveness",
+    responses=error_responses(public=True),
+)
+@router.head(
+    "/health", response_model=HealthResponse, summary="Liveness (no body)",
+    operation_id="health_head", responses=error_responses(public=True),
 )
 async def health() -> HealthResponse:
     """200 while the process serves requests (never needs the API key); HEAD answers too."""
@@ -39,7 +43,7 @@ def _missing_collection(service: Service) -> str:
     "/ready",
     response_model=ReadyResponse,
     summary="Readiness",
-    responses=error_responses(401, 413, 503),
+    responses=error_responses(503),
 )
 async def ready(service: ServiceDep) -> ReadyResponse:
     """200 when the query model is loaded, Milvus answers and the configured collection

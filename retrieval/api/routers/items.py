@@ -48,7 +48,7 @@ async def _record(service: Service, collection: str | None, item_id: str) -> Rec
     "/items/{item_id}",
     response_model=ItemOut,
     summary="A stored item's fields",
-    responses=error_responses(401, 404, 422, 503),
+    responses=error_responses(404, 422, 503),
 )
 async def get_item(
     item_id: ItemId, request: Request, service: ServiceDep, collection: CollectionParam = None
@@ -76,7 +76,7 @@ async def get_item(
     responses={
         200: {"content": {"image/*": {}}, "description": "the image bytes"},
         307: {"description": "redirect to the item's http(s) source"},
-        **error_responses(401, 404, 410, 422, 503),
+        **error_responses(404, 410, 415, 422, 503),
     },
 )
 async def get_item_image(

@@ -3,7 +3,7 @@ POST /search/similar (more like a stored item)."""
 
 from __future__ import annotations
 
-import json
+import re
 import time
 from dataclasses import replace
 from typing import Any
@@ -17,6 +17,7 @@ from starlette.datastructures import UploadFile
 from retrieval.api.deps import ServiceDep
 from retrieval.api.errors import ApiError
 from retrieval.api.images import decode_query_image, fetch_image
+from retrieval.api.json_input import DepthLimitedRoute, loads_client_json
 from retrieval.api.routers.common import hit_out, non_default, search_params
 from retrieval.api.schemas import (
     ITEM_ID_PATTERN,
@@ -30,9 +31,15 @@ from retrieval.api.service import Service
 from retrieval.stores.expr import identifier, literal
 from retrieval.types import Hit
 
-router = APIRouter()  # tags per route: /search/similar keeps the UI's tag
+router = APIRouter(route_class=DepthLimitedRoute)  # tags per route: /search/similar: UI's
 MAX_FORM_FIELD_BYTES = 64 * 1024
 _FORM_FIELDS = ("k", "offset", "filter", "min_score", "diversity", "collection")
+_INT_FIELDS = frozenset({"k", "offset"})
+_NUMBER_FIELDS = frozenset({"min_score", "diversity"})
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
+_NUMBER = re.compile(
+    r"[+-]?(?:[0-9]{1,18}(?:\.[0-9]{0,18})?|\.[0-9]{1,18})(?:e[+-]?[0-9]{1,3})?", re.I
+)
 
 
 def _multipart_schema() -> dict[str, Any]:
@@ -81,7 +88,7 @@ def _response(
     tags=["search"],
     response_model=SearchResponse,
     summary="Text-to-image search",
-    responses=error_responses(401, 404, 409, 413, 422, 503),
+    responses=error_responses(400, 404, 409, 422, 503),
 )
 async def search_text(
     body: TextSearchRequest, request: Request, service: ServiceDep
@@ -113,6 +120,19 @@ def _validate(model: type[SearchOptions], data: Any) -> Any:
         raise RequestValidationError(errors) from exc
 
 
+def _form_value(name: str, text: str) -> Any:
+    """A form field's text as its declared type (the models are strict; text that is not of
+    the type stays text, so validation names the field)."""
+    if name == "filter":
+        return loads_client_json(text, "form field 'filter'", error_type="invalid_filter")
+    stripped = text.strip()
+    if name in _INT_FIELDS and _INTEGER.fullmatch(stripped):
+        return int(stripped)
+    if name in _NUMBER_FIELDS and _NUMBER.fullmatch(stripped):
+        return float(stripped)
+    return text
+
+
 async def _from_form(request: Request, service: Service) -> tuple[SearchOptions, bytes]:
     """Options and image bytes from a multipart upload (413 over the size cap)."""
     cap = service.settings.max_upload_bytes
@@ -130,13 +150,7 @@ async def _from_form(request: Request, service: Service) -> tuple[SearchOptions,
             if not isinstance(value, str):
                 raise ApiError(422, f"form field {name!r} must be text", type="invalid_request")
             fields[name] = value
-        if "filter" in fields:
-            try:
-                fields["filter"] = json.loads(fields["filter"])
-            except json.JSONDecodeError as exc:
-                raise ApiError(422, f"form field 'filter' is not JSON: {exc.msg}",
-                               type="invalid_filter") from exc
-        options = _validate(SearchOptions, fields)
+        options = _validate(SearchOptions, {k: _form_value(k, v) for k, v in fields.items()})
         data = await upload.read(cap + 1)
     if len(data) > cap:
         raise ApiError(413, f"the upload is over the cap of {cap} bytes")
@@ -148,7 +162,7 @@ async def _from_form(request: Request, service: Service) -> tuple[SearchOptions,
     tags=["search"],
     response_model=SearchResponse,
     summary="Image-to-image search (upload or URL)",
-    responses=error_responses(400, 401, 404, 409, 413, 415, 422, 503),
+    responses=error_responses(400, 404, 409, 415, 422, 503),
     openapi_extra=_IMAGE_BODY,
 )
 async def search_image(request: Request, service: ServiceDep) -> SearchResponse:
@@ -191,8 +205,7 @@ class SimilarSearchRequest(SearchOptions):
 
     id: str = Field(
         ..., pattern=ITEM_ID_PATTERN, description="the stored item to find neighbours of",
-        examples=["3f2a9c"],
-    )
+    )  # no example: ids are the collection's own
     include_self: bool = Field(
         False, description="keep the item itself in the hits (it usually ranks first)"
     )
@@ -203,7 +216,7 @@ class SimilarSearchRequest(SearchOptions):
     tags=["ui"],
     response_model=SearchResponse,
     summary="More like this: search with a stored item's vector",
-    responses=error_responses(401, 404, 409, 422, 503),
+    responses=error_responses(400, 404, 409, 422, 503),
 )
 async def search_similar(
     body: SimilarSearchRequest, request: Request, service: ServiceDep

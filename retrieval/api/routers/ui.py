@@ -116,7 +116,7 @@ class FieldsResponse(BaseModel):
     "/fields",
     response_model=FieldsResponse,
     summary="Filterable fields of a collection",
-    responses=error_responses(401, 404, 422, 503),
+    responses=error_responses(404, 422, 503),
 )
 async def fields(
     service: ServiceDep,
