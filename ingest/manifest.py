@@ -7,7 +7,10 @@ a ``path`` cell that is an http(s) URL is fetched like a ``url``.
 
 The file is read when the source is opened, so an unreadable manifest, or one with neither a
 ``path`` nor a ``url`` column, fails before any work with a message naming the file. Problems of
-single rows (unparsable lines, an empty path, a bad id, another URL scheme) become rejects.
+single rows become rejects naming the row and its line: malformed lines (a stray quote, too many
+cells, JSON that is no object or nests too deeply to parse: see :mod:`ingest.manifest_readers`),
+an empty path, a path with a NUL character, a bad id, another URL scheme, metadata that is too
+big or nests deeper than ``MAX_METADATA_DEPTH``.
 """
 
 from __future__ import annotations

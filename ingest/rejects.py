@@ -1,7 +1,8 @@
 """The rejects file: one JSON line per item the job could not ingest, written as they happen.
 
 Each line is ``{"source": ..., "reason": ..., "stage": ..., "time": ...}`` where stage is one of
-``manifest`` (a bad manifest row), ``read`` (a file that cannot be read), ``fetch`` (a URL that
+``manifest`` (a bad manifest row), ``conflict`` (a manifest id given to another image earlier in
+the run), ``read`` (a file that cannot be read), ``fetch`` (a URL that
 gave no image), ``decode`` (bytes that are no decodable image, or one over the pixel cap),
 ``video`` (a video that cannot be opened or decoded) or ``store`` (a row the store refused).
 The file is rewritten by every run, so after a rerun it lists what is still missing.
