@@ -132,6 +132,11 @@ def _route_path(request: Request) -> str:
     return (path[len(root):] or "/") if root and path.startswith(root) else path
 
 
+def _allowed(headers: dict[str, str] | None) -> str:
+    """The methods a 405's Allow header lists."""
+    return next((v for k, v in (headers or {}).items() if k.lower() == "allow"), "")
+
+
 def _openai_error(
     request: Request, status: int, message: str, code: str | None,
     headers: dict[str, str] | None = None,
@@ -171,7 +176,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if is_openai_path(_route_path(request)) and message in ("Not Found", "Method Not Allowed"):
         method, path = request.method, request.url.path
         message = (route_not_found(method, path) if exc.status_code == 404
-                   else method_not_allowed(method, path, (headers or {}).get("allow", "")))
+                   else method_not_allowed(method, path, _allowed(headers)))
     openai = _openai_error(request, exc.status_code, message, None, headers)
     if openai is not None:
         return openai

@@ -23,7 +23,10 @@ PUBLIC_PATHS = frozenset({"/health"})
 # asks for the key and sends it on every data request. Only GET/HEAD, never a data route.
 UI_PATHS = frozenset({"/"})
 UI_PREFIX = "/static/"
-KEY_MESSAGE = "missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+KEY_MESSAGE = (
+    "Request refused: missing or wrong API key. Send 'Authorization: Bearer <key>' or "
+    "'X-API-Key: <key>'."
+)
 
 
 def _route_path(scope: Scope) -> str:
