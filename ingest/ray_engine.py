@@ -31,13 +31,14 @@ from ingest.expand import Expander
 from ingest.fetch import Fetcher
 from ingest.job import IngestOptions, IngestSummary, ProgressSink, Reject
 from ingest.loading import Work, decode_work, read_work
-from ingest.rejects import RejectsFile
+from ingest.rejects import RejectsFile, clean_reason
 from ingest.sources import SourceItem
 from retrieval.config import Settings
 from retrieval.embedders.tagged import EmbeddingModel
 from retrieval.errors import ConfigError
-from retrieval.image_rows import ensure_collection_for, image_record, write_rows
+from retrieval.image_rows import ensure_collection_for, fit_caption, image_record, write_rows
 from retrieval.model_spec import spec_from_settings
+from retrieval.source_names import display_text
 from retrieval.stores import is_local_uri, open_store
 from retrieval.types import Record
 
@@ -361,6 +362,10 @@ def _tally(
     status = row["status"]
     if status == INGESTED:
         summary.ingested += 1
+        if fit_caption(str(row["caption"]))[1]:
+            summary.captions_truncated += 1
+            if len(summary.truncated) < opts.rejects_kept:
+                summary.truncated.append(display_text(str(row["source"])))
     elif status == DUPLICATE:
         summary.duplicates += 1
     else:
@@ -368,7 +373,8 @@ def _tally(
         summary.rejected += 1
         summary.rejected_by_stage[stage] = summary.rejected_by_stage.get(stage, 0) + 1
         if len(summary.rejects) < opts.rejects_kept:
-            summary.rejects.append(Reject(str(row["source"]), str(row["reason"]), stage))
+            source, reason = display_text(str(row["source"])), clean_reason(str(row["reason"]))
+            summary.rejects.append(Reject(source, reason, stage))
         if rejects is not None:
             rejects.write(str(row["source"]), str(row["reason"]), stage)
     if progress is not None:
