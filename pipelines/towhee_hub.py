@@ -22,7 +22,7 @@ INSTEAD: dict[str, str] = {
     "text-image-embedding": CLIP_TEXT,
     "ann-insert": MILVUS_INSERT,
     "ann-search": MILVUS_SEARCH,
-    "video-decode": "mmrag ingest, which samples video frames (see docs/ingest.md)",
+    "video-decode": "mmrag ingest, which samples frames of video files (see README.md)",
     "towhee/clip": CLIP_IMAGE,
     "towhee/image-embedding": CLIP_IMAGE,
 }

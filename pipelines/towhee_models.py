@@ -2,7 +2,9 @@
 
 towhee's ``image_text_embedding.clip`` names HuggingFace checkpoints of OpenAI's CLIP; open_clip
 holds the same OpenAI weights under its own names (``clip_vit_base_patch16`` is ``ViT-B-16``
-with the ``openai`` tag), downloaded to and loaded from the HuggingFace cache.
+with the ``openai`` tag, in its ``-quickgelu`` variant: OpenAI's weights were trained with
+QuickGELU, and the plain config would run them with GELU), downloaded to and loaded from the
+HuggingFace cache.
 """
 
 from __future__ import annotations
@@ -23,17 +25,17 @@ class OpenClipName:
 
 # towhee 1.1.3's image_text_embedding.clip: supported_model_names() lists these four.
 TOWHEE_CLIP_MODELS: dict[str, OpenClipName] = {
-    "clip_vit_base_patch16": OpenClipName("ViT-B-16", "openai"),
-    "clip_vit_base_patch32": OpenClipName("ViT-B-32", "openai"),
-    "clip_vit_large_patch14": OpenClipName("ViT-L-14", "openai"),
-    "clip_vit_large_patch14_336": OpenClipName("ViT-L-14-336", "openai"),
+    "clip_vit_base_patch16": OpenClipName("ViT-B-16-quickgelu", "openai"),
+    "clip_vit_base_patch32": OpenClipName("ViT-B-32-quickgelu", "openai"),
+    "clip_vit_large_patch14": OpenClipName("ViT-L-14-quickgelu", "openai"),
+    "clip_vit_large_patch14_336": OpenClipName("ViT-L-14-336-quickgelu", "openai"),
 }
 # The older towhee/clip operator's names (towhee.models.clip), accepted too.
 LEGACY_CLIP_MODELS: dict[str, OpenClipName] = {
-    "clip_vit_b16": OpenClipName("ViT-B-16", "openai"),
-    "clip_vit_b32": OpenClipName("ViT-B-32", "openai"),
-    "clip_resnet_r50": OpenClipName("RN50", "openai"),
-    "clip_resnet_r101": OpenClipName("RN101", "openai"),
+    "clip_vit_b16": OpenClipName("ViT-B-16-quickgelu", "openai"),
+    "clip_vit_b32": OpenClipName("ViT-B-32-quickgelu", "openai"),
+    "clip_resnet_r50": OpenClipName("RN50-quickgelu", "openai"),
+    "clip_resnet_r101": OpenClipName("RN101-quickgelu", "openai"),
 }
 FORMATS = ("pytorch", "onnx")
 
