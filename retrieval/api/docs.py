@@ -28,6 +28,19 @@ DOCS_ASSETS = "/docs-assets"
 DOCS_PATHS = frozenset({DOCS_URL, REDOC_URL, OAUTH2_REDIRECT_URL, OPENAPI_URL})
 # No call home: Swagger UI's validator badge would fetch validator.swagger.io.
 SWAGGER_PARAMETERS = {"validatorUrl": None, "persistAuthorization": True}
+# The pages may load nothing from elsewhere (ReDoc's footer logo points at a CDN; blocked, it
+# hides itself). Both pages start their script inline; ReDoc's search runs in a blob: worker.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+def _page(page: HTMLResponse) -> HTMLResponse:
+    """A docs page with its Content-Security-Policy."""
+    page.headers["Content-Security-Policy"] = DOCS_CSP
+    return page
 
 
 def assets_dir() -> Path:
@@ -42,7 +55,7 @@ def install_docs(app: FastAPI) -> None:
     @app.get(DOCS_URL, include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return get_swagger_ui_html(
+        return _page(get_swagger_ui_html(
             openapi_url=f"{root}{OPENAPI_URL}",
             title=f"{app.title} - Swagger UI",
             oauth2_redirect_url=f"{root}{OAUTH2_REDIRECT_URL}",
@@ -50,7 +63,7 @@ def install_docs(app: FastAPI) -> None:
             swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
             swagger_ui_parameters=SWAGGER_PARAMETERS,
-        )
+        ))
 
     @app.get(OAUTH2_REDIRECT_URL, include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
@@ -59,10 +72,10 @@ def install_docs(app: FastAPI) -> None:
     @app.get(REDOC_URL, include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return get_redoc_html(
+        return _page(get_redoc_html(
             openapi_url=f"{root}{OPENAPI_URL}",
             title=f"{app.title} - ReDoc",
             redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
             redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
             with_google_fonts=False,
-        )
+        ))

@@ -159,6 +159,7 @@ def test_docs_pages_load_without_the_key_and_without_a_cdn(base: str) -> None:
             assert html.status_code == 200, html.text
             assert f"/docs-assets/{asset}" in html.text
             assert "cdn." not in html.text and "fonts.googleapis" not in html.text
+            assert "img-src 'self' data:;" in html.headers["content-security-policy"]
             script = anonymous.get(f"/docs-assets/{asset}")
             assert script.status_code == 200 and len(script.content) > 500_000
         assert anonymous.get("/openapi.json").status_code == 200
