@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 ARCH   := $(shell uname -m)
+# A pip index for torch/torchvision only, e.g. https://download.pytorch.org/whl/cpu for the
+# CPU-only build (no nvidia-* or triton); empty: PyPI (on x86_64 Linux the CUDA build, ~5.3 GB).
+TORCH_INDEX ?=
+TORCH_PIP = $(BIN)/pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 
 .PHONY: demo test lint setup setup-test clean
 
@@ -25,11 +29,11 @@ setup-test: $(VENV)/.installed-test
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch: CPU/CUDA wheels that pip resolves locally here; see README "Install" for other platforms.
+	# torch: what it installs and how to pick the CPU-only build: README "What the two commands install".
 ifeq ($(ARCH),x86_64)
-	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(TORCH_PIP) torch==2.14.1 torchvision==0.29.1
 else
-	$(BIN)/pip install --quiet torch==2.9.1 torchvision==0.24.1
+	$(TORCH_PIP) torch==2.9.1 torchvision==0.24.1
 endif
 	touch $@
 

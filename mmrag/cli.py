@@ -89,9 +89,9 @@ def program() -> int:
 
 def _run(argv: Sequence[str] | None, *, filter_native: bool) -> int:
     """Parse, set up logging (and the native stderr filter), then run the command."""
-    from pydantic import ValidationError
-
     args = build_parser().parse_args(argv)
+    from pydantic import ValidationError  # after parsing: --help never loads it
+
     try:
         settings = settings_from_args(args)
     except ValidationError as exc:

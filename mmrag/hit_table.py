@@ -64,9 +64,11 @@ def hit_table(rows: Sequence[HitRow], width: int, title: str | None = None) -> T
     rank_w = max([1, *map(len, ranks)])
     room = width - table_overhead(5) - rank_w - SCORE_WIDTH
     longest_id = max([2, *map(len, ids)])
+    short_id = min(SHORT_ID, longest_id)
+    file_names = max([0, *(len(s.rsplit("/", 1)[-1]) + 2 for s in sources)])  # "…/name"
     source_w = min(max([6, *map(len, sources)]),
-                   max(MIN_SOURCE, room - MIN_CAPTION - min(SHORT_ID, longest_id)))
-    id_w = min(longest_id, max(SHORT_ID, room - source_w - MIN_CAPTION))
+                   max(MIN_SOURCE, file_names, room - MIN_CAPTION - short_id), room - short_id)
+    id_w = min(longest_id, max(short_id, room - source_w - MIN_CAPTION))
     caption_w = min(max([7, *map(len, captions)]), room - source_w - id_w)
     if caption_w < MIN_CAPTION // 2:  # too narrow for a caption: the path gets its room
         caption_w = 0

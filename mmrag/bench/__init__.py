@@ -18,7 +18,7 @@ from mmrag.bench.sizes import QUICK, TINY, Sizes
 
 def run_bench(
     sizes: Sizes,
-    sections: tuple[str, ...] = ("text", "ingest", "search", "store"),
+    sections: tuple[str, ...] = ("startup", "text", "ingest", "search", "store"),
     log: Callable[[str], None] = print,
     store_python: str | None = None,
 ) -> Report:
@@ -34,6 +34,8 @@ def run_bench(
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mmrag-bench-", ignore_cleanup_errors=True) as tmp:
         work = Path(tmp)
+        if "startup" in sections:
+            report.rows += sec.startup_section(log)
         for model in sizes.models:
             text = sec.text_section(model, sizes, log)
             report.extra.setdefault("text", {})[model] = text.figures

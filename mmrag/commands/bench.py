@@ -18,16 +18,16 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "bench",
         parents=[common],
         help="measure ingest, search, store and memory figures against their baselines",
-        description="Ingest throughput vs the bare model forward and a naive per-row pipeline, "
-        "HTTP search latency vs text encode + one store search, Milvus Lite insert/search/"
-        "recall per index, and peak RSS; ViT-B-32 (random weights: same cost as trained) "
-        "and the demo model. Uses temporary files only.",
+        description="CLI start-up vs a bare interpreter, ingest throughput vs the bare model "
+        "forward and a naive per-row pipeline, HTTP search latency vs text encode + one store "
+        "search, Milvus Lite insert/search/recall per index, and peak RSS; ViT-B-32 (random "
+        "weights: same cost as trained) and the demo model. Uses temporary files only.",
     )
     p.add_argument("--quick", action="store_true", help="small sizes (< 2 min), same table")
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # smoke test sizes
     p.add_argument(
-        "--sections", default="text,ingest,search,store",
-        help="comma-separated subset of text,ingest,search,store",
+        "--sections", default="startup,text,ingest,search,store",
+        help="comma-separated subset of startup,text,ingest,search,store",
     )
     p.add_argument("--models", help="comma-separated models (default ViT-B-32,mmrag-demo)")
     p.add_argument(

@@ -33,20 +33,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Print the built-in models, then open_clip's names and tags."""
     import open_clip
 
-    from retrieval.embedders.registry import list_models
+    from retrieval.embedders.registry import bundled_models
 
     pattern = (args.pattern or "").lower()
     tags: dict[str, list[str]] = {}
     for name, tag in open_clip.list_pretrained():
         tags.setdefault(name, []).append(tag)
-    open_clip_names = set(open_clip.list_models())
-    builtin = [name for name in list_models() if name not in open_clip_names]
+    builtin = {m.name: m for m in bundled_models()}
     catalogue: dict[str, Any] = {
         "configured": {"model": settings.model, "pretrained": settings.pretrained_tag()},
-        "builtin": [n for n in builtin if pattern in n.lower()],
+        "builtin": [
+            {"model": m.name, "config": str(m.config), "checkpoint": str(m.checkpoint),
+             "weights_present": m.checkpoint.is_file()}
+            for m in builtin.values() if pattern in m.name.lower()
+        ],
         "open_clip": [
             {"model": name, "pretrained": tags.get(name, [])}
-            for name in sorted(open_clip_names, key=str.lower) if pattern in name.lower()
+            for name in sorted(open_clip.list_models(), key=str.lower)
+            if pattern in name.lower() and name not in builtin  # ours once loaded
         ],
     }
     if args.json:
@@ -66,8 +70,10 @@ def print_models(catalogue: dict[str, Any]) -> None:
     mark = {configured["model"]: "*"}
     if catalogue["builtin"]:
         table = Table("", "built-in model", "weights", title_justify="left")
-        for name in catalogue["builtin"]:
-            table.add_row(mark.get(name, ""), cell(name), "bundled: works offline")
+        for entry in catalogue["builtin"]:
+            weights = "local: works offline" if entry["weights_present"] else (
+                f"missing: {entry['checkpoint']}")
+            table.add_row(mark.get(entry["model"], ""), cell(entry["model"]), cell(weights))
         console.print(table)
     if catalogue["open_clip"]:
         table = Table("", "open_clip model", "pretrained tags (--pretrained)", title_justify="left")

@@ -54,6 +54,11 @@ def list_models() -> list[str]:
     return names + [name for name in _BUNDLED if name not in names]
 
 
+def bundled_models() -> list[BundledModel]:
+    """mmrag's own models: the bundled ones and those added with register_model."""
+    return list(_BUNDLED.values())
+
+
 def add_model_config(path: str | Path) -> list[str]:
     """Register an open_clip model config JSON (or a folder of them); returns the names added."""
     path = Path(path).expanduser().resolve()

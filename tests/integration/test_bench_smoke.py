@@ -21,7 +21,7 @@ def test_bench_tiny_runs_every_section(tmp_path: Path, monkeypatch: pytest.Monke
     report = json.loads(out.read_text())
     sections = {row["section"] for row in report["rows"]}
     bf16 = {"precision"} if native_cpu_bf16() else set()  # bf16 vs fp32 rows where it runs
-    assert sections == {"text", "ingest", "memory", "search", "store"} | bf16
+    assert sections == {"startup", "text", "ingest", "memory", "search", "store"} | bf16
     assert report["machine"]["cores"] >= 1 and "load_end" in report["machine"]
     for row in report["rows"]:
         assert row["value"] is None or row["value"] >= 0

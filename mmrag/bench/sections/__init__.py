@@ -3,8 +3,9 @@
 from mmrag.bench.sections.ingest import ingest_section
 from mmrag.bench.sections.precision import precision_section
 from mmrag.bench.sections.search import search_section
+from mmrag.bench.sections.startup import startup_section
 from mmrag.bench.sections.store import store_section
 from mmrag.bench.sections.text import TextRun, text_section
 
 __all__ = ["TextRun", "ingest_section", "precision_section", "search_section",
-           "store_section", "text_section"]
+           "startup_section", "store_section", "text_section"]
