@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the slide and notebook code are kept as written)
 """The talk slide's pipeline, as the acceptance scripts run it (see test_slide.py)."""
 
 SLIDE = '''
