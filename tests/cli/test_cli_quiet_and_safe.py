@@ -49,6 +49,17 @@ def test_ingest_and_search_are_quiet_and_escape_what_they_print(
     assert {Path(h["source"]).name for h in hits} == set(hostile_files.names)
     assert any(EVIL in h["caption"] and MARKUP in h["caption"] for h in hits)
 
+    # the answer quotes stored captions and cites hostile names: escaped too
+    assert main(["ask", "which caption?", "--llm", "extractive", "-k", "3", *flags]) == 0
+    answer = capsys.readouterr().out
+    assert "\x1b" not in answer and "\x07" not in answer and EVIL_ESCAPED in answer
+
+    queries = hostile_files.root / "queries.jsonl"
+    queries.write_text(json.dumps({"query": f"q{EVIL}", "relevant": [hits[-1]["id"]]}) + "\n")
+    assert main(["eval", str(queries), "--per-query", *flags]) == 0
+    report = capsys.readouterr().out
+    assert "\x1b" not in report and f"q{EVIL_ESCAPED}" in report
+
 
 def test_verbose_shows_library_logs_and_native_warnings(
     hostile_files: HostileFiles, tiny_model_files: tuple[Path, Path]
