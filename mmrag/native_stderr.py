@@ -74,8 +74,7 @@ def filtered_native_stderr() -> Iterator[None]:
     try:
         yield
     finally:
-        sys.stderr.flush()
-        sys.stderr.close()
+        sys.stderr.flush()  # left open: a logging handler may still hold it (same terminal)
         sys.stderr = python_stderr
         os.dup2(terminal, 2)  # this process's end of the pipe closes here
         os.close(terminal)
