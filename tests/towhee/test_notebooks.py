@@ -170,7 +170,8 @@ def test_varchar_keys_and_each_metric_report_scores_as_milvus_does(
             pipe.input("id", "path")
             .map("path", "img", ops.image_decode.cv2_rgb())
             .map("img", "vec", ops.image_text_embedding.clip(**clip_args), config={"batch_size": 3})
-            .map(("id", "vec"), "mr", ops.ann_insert.milvus_client(uri=uri, collection_name="by_path"),
+            .map(("id", "vec"), "mr",
+                 ops.ann_insert.milvus_client(uri=uri, collection_name="by_path"),
                  config={"batch_size": 3})
             .output("mr")
         )
