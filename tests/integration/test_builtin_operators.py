@@ -132,3 +132,30 @@ def test_decode_reads_files_like_the_ingest_job(tmp_path: Path) -> None:
         p(str(empty)).get()
     with pytest.raises(OperatorError, match="not a regular file"):
         p(str(tmp_path)).get()
+
+
+def test_decode_fetches_http_urls_with_the_ingest_fetcher(tmp_path: Path) -> None:
+    import cv2
+
+    from retrieval.fetch import FetchError, FetchOptions
+    from tests.ingest.helpers import Route, noise_jpeg, serve
+
+    jpeg = noise_jpeg(3)
+    routes = {
+        "/dog.jpg": Route(body=jpeg),
+        "/page.html": Route(body=b"<html></html>", content_type="text/html"),
+        "/big.jpg": Route(body=b"\xff\xd8\xff" + b"0" * 5000),
+    }
+    for server in serve(routes):
+        expected = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        bgr = ops.image_decode()(server.url("/dog.jpg"))  # towhee's default: BGR
+        assert bgr.mode == "BGR"
+        np.testing.assert_array_equal(np.asarray(bgr), expected)
+        p = pipe.input("url").map("url", "img", ops.image_decode.cv2("rgb")).output("img")
+        rgb = p(server.url("/dog.jpg")).get()[0]
+        np.testing.assert_array_equal(np.asarray(rgb), expected[..., ::-1])
+        with pytest.raises(OperatorError, match="is not an image"):
+            p(server.url("/page.html"))
+        capped = ops.image_decode.cv2_rgb(fetch=FetchOptions(max_bytes=1000, retries=0))
+        with pytest.raises(FetchError, match="over the cap of 1000"):
+            capped(server.url("/big.jpg"))

@@ -92,9 +92,9 @@ def test_unknown_model_names_name_close_towhee_and_open_clip_names() -> None:
 
 
 def test_hub_operators_mmrag_lacks_say_what_to_use_instead() -> None:
-    with pytest.raises(UnknownOperatorError, match="does not implement.*image_text_embedding.clip"):
+    with pytest.raises(UnknownOperatorError, match=r"not implement.*image_text_embedding.clip"):
         ops.image_embedding.timm(model_name="resnet50")
-    with pytest.raises(UnknownOperatorError, match="does not implement.*ann_insert.milvus_client"):
+    with pytest.raises(UnknownOperatorError, match=r"does not implement.*ann_insert.milvus_client"):
         ops.ann_insert.faiss_index("./faiss", 512)
     with pytest.raises(UnknownOperatorError, match="closest are image-decode/cv2"):
         ops.image_decode.cv3()
