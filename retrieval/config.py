@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     )
 
     max_image_pixels: int = Field(50_000_000, ge=1, description="decompression-bomb cap")
+    decode_budget_mb: int = Field(
+        512, ge=1, description="API: memory for decoding query images and thumbnails at once "
+        "(MB); requests that do not fit wait, then get 503 with Retry-After"
+    )
+    decode_wait_s: float = Field(
+        10.0, ge=0, description="API: how long a request waits for decoding budget before 503"
+    )
 
     api_key: str | None = Field(None, description="when set, every route but /health needs it")
     cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins")

@@ -58,14 +58,27 @@ _PIL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexEr
 
 
 def decode_image(
-    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int | None = None,
+    reduce: bool = False,
 ) -> np.ndarray:
-    """Decode image bytes to a contiguous HxWx3 RGB uint8 array (see the module docstring)."""
+    """Decode image bytes to a contiguous HxWx3 RGB uint8 array (see the module docstring).
+
+    ``reduce`` (the API's query and thumbnail path): opaque non-JPEG images at least twice
+    ``min_side`` are reduced too, by the draft scale (see ``reduced_decode``).
+    """
     header = _open_header(data, max_pixels)
     try:
         has_alpha = _has_alpha(header)
         orientation = _orientation(header) if has_alpha else 1
         fmt = header.format or ""
+        if reduce and not has_alpha and fmt != "JPEG":
+            scale = draft_scale(header.size, min_side)
+            reduced = reduced_decode(data, scale) if scale > 1 else None
+            if reduced is not None:
+                return _finish(reduced, max_pixels, bgr=True)
         if not (has_alpha and fmt == "TIFF"):
             jpeg = fmt == "JPEG" and not has_alpha
             scale = draft_scale(header.size, min_side) if jpeg else 1
@@ -150,6 +163,29 @@ def draft_scale(size: tuple[int, int], min_side: int | None) -> int:
         return 1
     short = min(size)
     return next((k for k in (8, 4, 2) if short // k >= min_side), 1)
+
+
+def reduced_decode(data: bytes, scale: int) -> np.ndarray | None:
+    """An opaque image decoded by OpenCV at 1/``scale`` (2, 4 or 8) as 8-bit BGR; None when
+    OpenCV cannot decode it.
+
+    Only libjpeg scales while decoding; other decoders produce the full image, which OpenCV's
+    ``IMREAD_REDUCED_COLOR_2`` halves at once (a 2x2 box filter) and frees, so the peak is about
+    the full image once (3 bytes a pixel, 16-bit samples stripped to 8 while decoding) instead
+    of twice; a remaining factor is an area resize of the half.
+    """
+    try:
+        half = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_REDUCED_COLOR_2)
+    except cv2.error:
+        return None
+    if half is None or half.size == 0:
+        return None
+    factor = scale // 2
+    if factor > 1:
+        height, width = half.shape[:2]
+        shape = (max(1, width // factor), max(1, height // factor))
+        half = cv2.resize(half, shape, interpolation=cv2.INTER_AREA)
+    return half
 
 
 def _decode_cv2(

@@ -53,9 +53,10 @@ class ImageBytes:
 
 
 def decode_query_image(data: bytes, max_pixels: int, min_side: int | None = None) -> np.ndarray:
-    """Decode an uploaded or fetched query image: 415 if it is not an image, 422 if unusable."""
+    """Decode an uploaded or fetched query image, reduced early when big (``min_side``): 415
+    if it is not an image, 422 if unusable."""
     try:
-        return decode_image(data, max_pixels=max_pixels, min_side=min_side)
+        return decode_image(data, max_pixels=max_pixels, min_side=min_side, reduce=True)
     except ImageDecodeError as exc:
         if isinstance(exc.__cause__, UnidentifiedImageError):
             raise ApiError(
@@ -226,7 +227,7 @@ def read_original(record: Record) -> ImageBytes:
 
 def make_thumbnail(data: bytes, size: int, max_pixels: int) -> bytes:
     """A JPEG whose longest side is at most ``size`` pixels."""
-    rgb = decode_image(data, max_pixels=max_pixels, min_side=2 * size)  # draft for big JPEGs
+    rgb = decode_image(data, max_pixels=max_pixels, min_side=2 * size, reduce=True)
     height, width = rgb.shape[:2]
     scale = min(1.0, size / max(height, width))
     if scale < 1.0:

@@ -3,9 +3,10 @@
 Blocking work never runs on the event loop: model calls go to one model thread
 (``QueryModels``), store calls to a small store pool (``StoreGateway``, reconnecting), searches
 through ``SearchRunner`` (micro-batched, checked, retried), decoding and file reads to an I/O
-pool. Model calls take turns in one ``CpuLane``, and so do searches when the store runs on the
-same machine (Milvus Lite, a loopback server). ``ModelFollower`` follows a reindexed name;
-``FieldCatalogue`` samples the fields filters may name.
+pool (decoding within ``PixelBudget``, a budget of decoded-pixel bytes). Model calls take turns
+in one ``CpuLane``, and so do searches when the store runs on the same machine (Milvus Lite, a
+loopback server). ``ModelFollower`` follows a reindexed name; ``FieldCatalogue`` samples the
+fields filters may name.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from retrieval.api.follow import ModelFollower
 from retrieval.api.images import ThumbnailCache, default_thumbnail_dir
 from retrieval.api.lane import CpuLane, searches_share_lane
 from retrieval.api.metrics import ApiMetrics
+from retrieval.api.pixel_budget import PixelBudget
 from retrieval.api.query_models import QueryModels
 from retrieval.api.search_runner import SearchRunner
 from retrieval.api.store_gateway import StoreGateway
@@ -54,6 +56,7 @@ class Service:
         self.thumbnails = ThumbnailCache(
             default_thumbnail_dir(settings.uri, settings.thumbnail_dir)
         )
+        self.pixels = PixelBudget(settings.decode_budget_mb * 2**20, settings.decode_wait_s)
 
     @classmethod
     def open(cls, settings: Settings, metrics: ApiMetrics) -> Service:

@@ -115,8 +115,9 @@ class StoreGateway:
 
     def _open(self, name: str) -> VectorStore:
         settings = self.settings
-        return open_store(
-            settings.uri, name, token=settings.token, index_type=settings.index_type
+        return open_store(  # never creates a Lite file: the API only reads
+            settings.uri, name, token=settings.token, index_type=settings.index_type,
+            create=False,
         )
 
     def _store(self, name: str) -> VectorStore:

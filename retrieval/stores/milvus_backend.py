@@ -9,6 +9,7 @@ backend it has.
 
 from __future__ import annotations
 
+import os
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -19,11 +20,12 @@ import grpc
 from pymilvus import MilvusClient
 from pymilvus.exceptions import ConnectionConfigException, MilvusException
 
-from retrieval.errors import StoreUnavailableError
+from retrieval.errors import CollectionNotFoundError, ConfigError, StoreUnavailableError
 from retrieval.stores import is_local_uri
 from retrieval.stores.base import Capabilities
-from retrieval.stores.milvus_errors import translate
-from retrieval.stores.milvus_lite_files import open_failure
+from retrieval.stores.existing import missing_collection_message
+from retrieval.stores.milvus_errors import CONNECT_FAILED, translate
+from retrieval.stores.milvus_lite_files import open_failure, start_timeout
 from retrieval.stores.milvus_names import Call, LiteNames, Names, ServerNames
 from retrieval.stores.milvus_rows import (
     lite_path,
@@ -32,6 +34,9 @@ from retrieval.stores.milvus_rows import (
     upsert_batch_bytes,
 )
 
+# Under load (2 busy cores) a Milvus Lite process can take well over 10 s to answer; a file
+# owned by another process fails at once whatever the wait.
+LITE_START_TIMEOUT_S = 60.0
 META_TTL_S = 2.0  # an unpinned server store re-reads its collection (an alias may have moved)
 
 _lite_lock = threading.Lock()
@@ -67,6 +72,10 @@ class MilvusBackend(ABC):
         return upsert_batch_bytes(self.embedded)
 
     @abstractmethod
+    def require_data(self, collection: str) -> None:
+        """Before a read-only open: raise CollectionNotFoundError when there is no data to open."""
+
+    @abstractmethod
     def connect(self, token: str | None, timeout: float) -> MilvusClient:
         """Open a dedicated client."""
 
@@ -100,6 +109,9 @@ class ServerBackend(MilvusBackend):
         except (MilvusException, grpc.RpcError) as exc:
             raise translate(exc, "connect", self.where) from exc
 
+    def require_data(self, collection: str) -> None:
+        """Nothing to check before connecting: a server's collections are checked after."""
+
     def disconnect(self, client: MilvusClient) -> None:
         """Close the client."""
         client.close()
@@ -123,10 +135,17 @@ class LiteBackend(MilvusBackend):
     meta_max_age_s: ClassVar[float | None] = None
     waits_for_index: ClassVar[bool] = False  # Lite searches its data directly
 
+    def require_data(self, collection: str) -> None:
+        """A missing file (or folder) is reported before Milvus Lite would create it."""
+        if not self.db.is_file():
+            raise CollectionNotFoundError(missing_collection_message(collection, self.where, None))
+
     def connect(self, token: str | None, timeout: float) -> MilvusClient:
         """Start (or share) the Lite server process for the file and open a client to it."""
         self.db.parent.mkdir(parents=True, exist_ok=True)
         _import_milvus_lite()
+        timeout = lite_start_timeout_s()  # not the server's connect timeout: a loaded machine
+        # starts Lite slowly, and a file another process owns fails at once anyway
         with _lite_lock:  # counted before connecting, so a closing store cannot stop it
             _lite_users[self.address] = _lite_users.get(self.address, 0) + 1
         try:
@@ -136,7 +155,10 @@ class LiteBackend(MilvusBackend):
         except (MilvusException, grpc.RpcError) as exc:
             err = translate(exc, "connect", self.where)
             # ConnectionConfigException: Lite never started (e.g. another process owns it).
-            _release_lite(self.address, stop=not isinstance(exc, ConnectionConfigException))
+            never_started = isinstance(exc, ConnectionConfigException)
+            _release_lite(self.address, stop=not never_started)
+            if not never_started and getattr(exc, "code", None) == CONNECT_FAILED:
+                raise StoreUnavailableError(start_timeout(self.db, timeout, str(err))) from exc
             raise StoreUnavailableError(open_failure(self.db, str(err))) from exc
 
     def disconnect(self, client: MilvusClient) -> None:
@@ -147,6 +169,22 @@ class LiteBackend(MilvusBackend):
     def names(self, call: Call, timeout: float, slow_timeout: float) -> Names:
         """Aliases in a pointer file beside the ``.db``; no renames."""
         return LiteNames(self.db, call, timeout)
+
+
+def lite_start_timeout_s() -> float:
+    """Seconds a Milvus Lite process may take to answer after it starts (read at each connect:
+    ``MMRAG_LITE_START_TIMEOUT_S``, default ``LITE_START_TIMEOUT_S``)."""
+    text = os.environ.get("MMRAG_LITE_START_TIMEOUT_S", "").strip()
+    if not text:
+        return LITE_START_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ConfigError(f"MMRAG_LITE_START_TIMEOUT_S must be a positive number of seconds, "
+                          f"not {text!r}")
+    return value
 
 
 def backend_for(uri: str) -> MilvusBackend:

@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from retrieval.api.deps import ServiceDep
 from retrieval.api.errors import ApiError
 from retrieval.api.images import fetch_image, make_thumbnail, read_original, remote_source
+from retrieval.api.pixel_budget import decode_cost
 from retrieval.api.routers.common import image_urls, non_default
 from retrieval.api.schemas import COLLECTION_PATTERN, ITEM_ID_PATTERN, ItemOut, error_responses
 from retrieval.api.service import Service
@@ -111,7 +112,11 @@ async def get_item_image(
         else:
             data = (await service.run_io(read_original, record)).data
         try:
-            thumb = await service.run_io(make_thumbnail, data, size, settings.max_image_pixels)
+            cost = await service.run_io(decode_cost, data, 2 * size)
+            async with await service.pixels.hold(cost):  # waits, or 503 with Retry-After
+                thumb = await service.run_io(
+                    make_thumbnail, data, size, settings.max_image_pixels
+                )
         except ImageDecodeError as exc:
             raise ApiError(
                 410, f"the source of item {record.id!r} is no longer a usable image: {exc}",

@@ -18,6 +18,7 @@ from retrieval.api.deps import ServiceDep
 from retrieval.api.errors import ApiError
 from retrieval.api.images import decode_query_image, fetch_image
 from retrieval.api.json_input import DepthLimitedRoute, loads_client_json
+from retrieval.api.pixel_budget import decode_cost
 from retrieval.api.routers.common import hit_out, non_default, search_params
 from retrieval.api.schemas import (
     ITEM_ID_PATTERN,
@@ -194,8 +195,12 @@ async def search_image(request: Request, service: ServiceDep) -> SearchResponse:
             type="unsupported_media_type",
         )
     min_side = (await service.models.embedder()).decode_min_side
-    rgb = await service.run_io(decode_query_image, data, settings.max_image_pixels, min_side)
-    vector = await service.models.embed_image(rgb)
+    cost = await service.run_io(decode_cost, data, min_side)
+    async with await service.pixels.hold(cost) as lease:  # waits, or 503 with Retry-After
+        rgb = await service.run_io(decode_query_image, data, settings.max_image_pixels, min_side)
+        lease.shrink(rgb.nbytes)  # only the decoded array is in flight now
+        vector = await service.models.embed_image(rgb)
+        del rgb
     hits = await service.searches.search(vector, options.collection, params)
     return _response(request, service, options, hits, started)
 
