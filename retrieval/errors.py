@@ -46,6 +46,10 @@ class CollectionNotFoundError(StoreError):
     """The named collection does not exist."""
 
 
+class CollectionEmptyError(StoreError):
+    """The named collection exists but holds no items yet."""
+
+
 class ModelMismatchError(StoreError):
     """Vectors of one model written to, or queried against, a collection built with another."""
 

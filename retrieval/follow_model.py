@@ -19,14 +19,13 @@ so. Queries are never silently compared with vectors of another model.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from retrieval.components import Components
 from retrieval.config import Settings
 from retrieval.embedders.base import Embedder
 from retrieval.errors import CollectionNotFoundError, MmragError, ModelMismatchError
-from retrieval.model_spec import embedder_for_spec, same_spec
+from retrieval.model_spec import embedder_for_spec, same_spec, spec_flags
 from retrieval.search import Searcher
 from retrieval.stores.base import Target, VectorStore
 
@@ -65,18 +64,6 @@ def should_follow(settings: Settings, target: Target | None, name: str | None = 
         and bool(target.spec)
         and not same_spec(settings, target.spec)
     )
-
-
-def spec_flags(spec: Mapping[str, Any] | None) -> str:
-    """A recorded spec as the ``mmrag`` flags that select its model ('' when none)."""
-    if not spec or not spec.get("model"):
-        return ""
-    flags = [f"--model {spec['model']}"]
-    if spec.get("checkpoint"):
-        flags.append(f"--checkpoint {spec['checkpoint']}")
-    elif spec.get("pretrained"):
-        flags.append(f"--pretrained {spec['pretrained']}")
-    return " ".join(flags)
 
 
 def followed_embedder(

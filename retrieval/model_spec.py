@@ -48,6 +48,18 @@ def spec_from_settings(settings: Settings) -> dict[str, Any]:
     return model_spec(settings.model, settings.pretrained_tag(), settings.checkpoint)
 
 
+def spec_flags(spec: Mapping[str, Any] | None) -> str:
+    """A recorded spec as the ``mmrag`` flags that select its model ('' when none)."""
+    if not spec or not spec.get("model"):
+        return ""
+    flags = [f"--model {spec['model']}"]
+    if spec.get("checkpoint"):
+        flags.append(f"--checkpoint {spec['checkpoint']}")
+    elif spec.get("pretrained"):
+        flags.append(f"--pretrained {spec['pretrained']}")
+    return " ".join(flags)
+
+
 def settings_for_spec(settings: Settings, spec: Mapping[str, Any]) -> Settings:
     """The settings with the model fields replaced by a recorded spec."""
     if not isinstance(spec.get("model"), str) or not spec["model"]:

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("the question is empty")
     if args.llm:
         settings = settings.model_copy(update={"llm": args.llm})
-    components = build_components(settings)
+    components = build_components(settings, access="read")  # creates nothing
     answerer = create_answerer(settings)
     try:
         # a reindexed (moved) name is read with its new model; a plain one with the configured

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from retrieval.search import Searcher
 
     queries = load_queries(args.queries)
-    components = build_components(settings)
+    components = build_components(settings, access="read")  # creates nothing
     try:
         # a reindexed (moved) name is read with its new model; a plain one with the configured
         embedder = query_embedder(components)

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         offset=args.offset, min_score=args.min_score, diversity=args.diversity
     )
     check_page(args.k, flags.offset)
-    components = build_components(settings)
+    components = build_components(settings, access="read")  # creates nothing
     try:
         # a reindexed (moved) name is read with its new model; a plain one with the configured
         searcher = Searcher(query_embedder(components), components.store)

@@ -62,7 +62,7 @@ class Service:
     def open(cls, settings: Settings, metrics: ApiMetrics) -> Service:
         """Build components; a store that cannot be reached yet becomes an OfflineStore."""
         try:
-            components = build_components(settings)
+            components = build_components(settings, access="open")  # creates nothing
         except StoreError as exc:
             log.warning("vector store not reachable at startup (will retry): %s", exc)
             offline = OfflineStore(settings.collection, str(exc))

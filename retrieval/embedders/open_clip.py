@@ -21,6 +21,7 @@ from retrieval.embedders.base import Embedder
 from retrieval.embedders.precision import input_dtype, resolve_precision
 from retrieval.embedders.preprocess import PreprocessConfig, preprocess_image
 from retrieval.embedders.text_trim import text_encoder
+from retrieval.embedders.weights import OFFLINE_MODEL, hub_weights, weights_file
 from retrieval.errors import ConfigError, EmbeddingError, ModelNotFoundError
 from retrieval.types import Modality
 
@@ -148,7 +149,10 @@ def _check_checkpoint(checkpoint: str | Path | None) -> Path | None:
         return None
     path = Path(checkpoint).expanduser()
     if not path.is_file():
-        raise ModelNotFoundError(f"checkpoint file not found: {path}")
+        raise ModelNotFoundError(
+            f"checkpoint file not found: {path}. Check the path given with --checkpoint "
+            f"(MMRAG_CHECKPOINT)."
+        )
     return path
 
 
@@ -191,11 +195,23 @@ def _check_name_and_tag(model_name: str, pretrained: str | None) -> None:
 def _create_model(
     model_name: str, pretrained: str | None, checkpoint: Path | None, device: str, precision: str
 ) -> torch.nn.Module:
-    """Create the model through open_clip (its own checkpoint loading), in eval mode."""
+    """Create the model through open_clip (its own checkpoint loading), in eval mode.
+
+    A pretrained tag's weights file is found (cache first) or fetched here, so that without
+    network access the load fails at once with a whole message (``weights``); open_clip then
+    loads that file with the tag's preprocessing, as it would for the tag itself.
+    """
     source = str(checkpoint) if checkpoint is not None else pretrained
+    preprocess: dict[str, Any] | None = None
+    hub = None
+    if checkpoint is None and pretrained and not model_name.startswith(_SCHEMAS):
+        hub = hub_weights(model_name, pretrained)
+    if hub is not None:
+        source, preprocess = str(weights_file(hub)), hub.preprocess
     try:
         model = open_clip.create_model(
-            model_name, pretrained=source, device=device, precision=precision
+            model_name, pretrained=source, device=device, precision=precision,
+            force_preprocess_cfg=preprocess,
         )
     except _LOAD_ERRORS as exc:
         raise _load_error(model_name, pretrained, checkpoint, exc) from exc
@@ -209,12 +225,16 @@ def _load_error(
     model_name: str, pretrained: str | None, checkpoint: Path | None, exc: BaseException
 ) -> ModelNotFoundError:
     """A ModelNotFoundError explaining why open_clip could not build the model."""
-    reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+    reason = " ".join(str(exc).split()) or type(exc).__name__  # whole: never cut mid-word
     if checkpoint is not None:
         return ModelNotFoundError(
-            f"cannot load checkpoint {checkpoint} into {model_name}: {reason}"
+            f"cannot load checkpoint {checkpoint} into {model_name}: {reason}. Check that the "
+            f"file holds {model_name} weights, or pass another with --checkpoint PATH "
+            f"(MMRAG_CHECKPOINT)."
         )
     return ModelNotFoundError(
-        f"could not fetch weights {model_name}/{pretrained} ({reason}); without network access, "
-        f"download the checkpoint elsewhere and pass it as checkpoint= (MMRAG_CHECKPOINT)"
+        f"cannot load the weights of {model_name}/{pretrained}: {reason}. Download them on a "
+        f"machine with network access and pass the file with --checkpoint PATH "
+        f"(MMRAG_CHECKPOINT), or use the bundled model that needs no download: "
+        f"MMRAG_MODEL={OFFLINE_MODEL} (--model {OFFLINE_MODEL})."
     )

@@ -16,13 +16,22 @@ def is_local_uri(uri: str) -> bool:
 
 
 def open_store(
-    uri: str, collection: str, *, token: str | None = None, index_type: str = "auto"
+    uri: str,
+    collection: str,
+    *,
+    token: str | None = None,
+    index_type: str = "auto",
+    create: bool = True,
 ) -> VectorStore:
-    """Open the collection on Milvus Lite or a Milvus server (pymilvus is imported lazily)."""
+    """Open the collection on Milvus Lite or a Milvus server (pymilvus is imported lazily).
+
+    ``create=False``: open only what exists (a missing Lite file is a CollectionNotFoundError,
+    never created); ``retrieval.stores.existing`` adds the readers' check of the collection.
+    """
     if not uri or not uri.strip():
         raise ConfigError(
             "Milvus URI is empty (set MMRAG_URI to a .db path or http(s)://host:port)"
         )
     from retrieval.stores.milvus import MilvusStore
 
-    return MilvusStore(uri, collection, token=token, index_type=index_type)
+    return MilvusStore(uri, collection, token=token, index_type=index_type, create=create)

@@ -82,12 +82,15 @@ class MilvusStore(VectorStore):
         consistency: str = "Strong",
         hnsw_ef: int = HNSW_EF,
         ivf_nprobe: int = IVF_NPROBE,
+        create: bool = True,
     ) -> None:
         """Connect to Milvus Lite (a ``.db`` path) or a server (``http(s)://host:port``).
 
         ``collection`` may be an alias (a server's, or a Lite pointer file's, see
         ``lite_aliases``): reads follow the alias; ``ensure_collection`` pins the store to the
         collection the alias names then, so a writer never follows a later alias switch.
+        ``create=False`` opens only what exists: a missing Lite file (or its folder) is a
+        CollectionNotFoundError, and nothing is created on disk.
         """
         check_options(
             uri, collection, consistency=consistency, hnsw_ef=hnsw_ef, ivf_nprobe=ivf_nprobe,
@@ -105,6 +108,8 @@ class MilvusStore(VectorStore):
         self._consistency = consistency
         self._meta_cache: CollectionMeta | None = None
         self._pinned = False
+        if not create:
+            self.backend.require_data(collection)
         self._client: MilvusClient | None = self.backend.connect(token, connect_timeout)
         self._names = self.backend.names(self._call, timeout, slow_timeout)
         self._target = self._names.reads(collection)  # the name calls address
@@ -144,7 +149,7 @@ class MilvusStore(VectorStore):
         try:
             yield self._client
         except (MilvusException, grpc.RpcError) as exc:
-            raise translate(exc, f"{action} {self.collection!r}", self.where) from exc
+            raise translate(exc, action, self.where, self.collection) from exc
 
     # ----- collection lifecycle -------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""Why a Milvus Lite file would not open: a file that is not a Lite database, or (most often
-otherwise) another process owning it.
+"""Why a Milvus Lite file would not open: a file that is not a Lite database, another process
+owning it, or a Lite process that did not answer in time (a start-up timeout).
 
 Milvus Lite keeps its data in an SQLite file and lets one process own it; its own error says
 neither, so the store asks here after a failed start and names the likely cause. (The lock is
@@ -34,4 +34,13 @@ def open_failure(db: Path, error: str) -> str:
     return (
         f"cannot open Milvus Lite file {db} (Milvus Lite lets one process own a file; is "
         f"another process using it?): {error}"
+    )
+
+
+def start_timeout(db: Path, seconds: float, error: str) -> str:
+    """The message for a Lite process that started but did not answer in time."""
+    return (
+        f"Milvus Lite for {db} did not answer within {seconds:g} s of starting (a start-up "
+        f"timeout: the machine may be busy). Try again, or allow it longer with "
+        f"MMRAG_LITE_START_TIMEOUT_S=SECONDS ({error})"
     )

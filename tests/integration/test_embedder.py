@@ -248,7 +248,13 @@ def test_download_failure_says_to_pass_a_checkpoint(monkeypatch: pytest.MonkeyPa
     def offline(*args: object, **kwargs: object) -> str:
         raise OSError("Temporary failure in name resolution")
 
-    monkeypatch.setattr(open_clip.factory, "download_pretrained", offline)
+    # The download goes through retrieval.embedders.weights (cache first, one probe, then the
+    # hub): the hub answers the probe here, and the download itself fails.
+    from retrieval.embedders import weights
+
+    monkeypatch.setattr(weights, "hub_unreachable", lambda: None)
+    monkeypatch.setattr(weights, "hf_hub_download", offline)
+    monkeypatch.setattr(weights.HubWeights, "cached_file", lambda self: None)
     with pytest.raises(ModelNotFoundError, match="checkpoint") as info:
         create_embedder("ViT-B-32", pretrained="laion2b_s34b_b79k", device="cpu")
     assert "name resolution" in str(info.value)

@@ -1,13 +1,14 @@
 """The embedded Milvus 2.3.5 standalone (the ``milvus`` PyPI package) for tests that need a server.
 
-The binary is started on free loopback ports with its data in a temporary directory; it
-flocks a machine-wide pid file, so one runs per machine and a second session waits for it.
+The binary is started on free loopback ports with its data in a temporary directory and a pid
+file of its own (``-alias``), so it never collides with another Milvus standalone on the machine.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import socket
 import tempfile
 import time
 import urllib.error
@@ -17,13 +18,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from retrieval.errors import StoreUnavailableError
 from retrieval.stores.milvus import MilvusStore
 
-SERVER_START_TIMEOUT_S = 90.0
-# The binary flocks this file (it ignores MILVUS_RUN_DIR), so only one runs per machine.
-PID_FILES = (Path("/run/milvus/standalone.pid"), Path("/tmp/milvus/standalone.pid"))
+# Start-up waits sized for a loaded machine (2 shared cores under a full test run); override
+# with MMRAG_TEST_MILVUS_START_S.
+SERVER_START_TIMEOUT_S = float(os.environ.get("MMRAG_TEST_MILVUS_START_S", "300"))
+# The binary writes its pid file into /run/milvus (or /tmp/milvus when that is not writable),
+# ignoring MILVUS_RUN_DIR, and flocks it: every standalone of the machine shares
+# standalone.pid. Started with ``-alias NAME`` it uses standalone-NAME.pid instead, so this
+# session's server has a pid file of its own (as well as its own data dir and free ports).
+RUNTIME_DIRS = (Path("/run/milvus"), Path("/tmp/milvus"))
 # Test-only tuning: proxy time ticks every 50 ms instead of 200 ms, so Strong reads wait less.
 SERVER_TUNING = {"proxy.timeTickInterval": 50}
 # Milvus reads config overrides from the environment; this key is not in the package's
@@ -38,34 +45,73 @@ class EmbeddedServer:
     uri: str
     start_seconds: float
     data_dir: Path
+    alias: str  # the binary's -alias: its pid file is standalone-ALIAS.pid
+    pid: int
+
+    @property
+    def pid_file(self) -> Path | None:
+        """This server's own pid file (None if the binary wrote none where expected)."""
+        for directory in RUNTIME_DIRS:
+            path = directory / f"standalone-{self.alias}.pid"
+            if path.exists():
+                return path
+        return None
 
 
 class ServerUnavailable(Exception):
-    """The embedded server cannot run here (another one holds the machine-wide lock)."""
+    """The embedded server cannot run here (its package or binaries are missing)."""
 
 
 class ServerFailed(Exception):
     """The embedded server was started but never became healthy."""
 
 
-def wait_for_pid_lock(deadline: float) -> str | None:
-    """Wait until no other embedded Milvus holds the machine-wide pid lock; None when free."""
-    for pid_file in PID_FILES:
-        if not pid_file.exists():
-            continue
-        while True:
-            with open(pid_file, "a") as handle:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    holder = pid_file.read_text().strip() or "?"
-                else:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
-                    break
-            if time.monotonic() > deadline:
-                return f"another Milvus standalone (pid {holder}) holds {pid_file}"
-            time.sleep(1.0)
-    return None
+def write_launcher(data_dir: Path, alias: str) -> Path:
+    """A script that runs the binary in data_dir/bin with ``-alias`` (its own pid file)."""
+    launcher = data_dir / "launch" / "milvus"
+    launcher.parent.mkdir(parents=True, exist_ok=True)
+    binaries = data_dir / "bin"
+    launcher.write_text(
+        "#!/bin/sh\n"
+        f'LD_LIBRARY_PATH="{binaries}:$LD_LIBRARY_PATH"; export LD_LIBRARY_PATH\n'
+        f'exec "{binaries / "milvus"}" "$@" -alias "{alias}"\n',
+        encoding="utf-8",
+    )
+    launcher.chmod(0o755)
+    return launcher
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_etcd_config(data_dir: Path, client_port: int) -> Path:
+    """The embedded etcd's config: its client port and a free peer port (etcd's default peer
+    port, 2380, is fixed and would collide with another standalone's)."""
+    peer = f"http://127.0.0.1:{free_port()}"
+    client = f"http://127.0.0.1:{client_port}"
+    path = data_dir / "configs" / "embedEtcd.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"name: default\nlisten-client-urls: {client}\nadvertise-client-urls: {client}\n"
+        f"listen-peer-urls: {peer}\ninitial-advertise-peer-urls: {peer}\n"
+        f"initial-cluster: default={peer}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def session_server(milvus: ModuleType, config: object, launcher: Path) -> object:
+    """The package's MilvusServer, started through ``launcher`` instead of the bare binary."""
+
+    class SessionServer(milvus.MilvusServer):  # type: ignore[name-defined,misc]
+        def get_milvus_executable_path(self) -> str:
+            return str(launcher)
+
+    return SessionServer(config, wait_for_started=False)
 
 
 def healthy(port: int) -> bool:
@@ -98,6 +144,15 @@ def link_cached_binaries(milvus: ModuleType, data_dir: Path) -> None:
     (data_dir / "bin").symlink_to(cache / "bin", target_is_directory=True)
 
 
+def timeout_message(step: str, data_dir: Path) -> str:
+    """A start-up that ran out of time, said as a timeout (with the knob and the logs)."""
+    return (
+        f"embedded Milvus did not {step} within {SERVER_START_TIMEOUT_S:g} s (a start-up "
+        f"timeout: the machine may be loaded; raise MMRAG_TEST_MILVUS_START_S). Logs in "
+        f"{data_dir}:\n{log_tail(data_dir)}"
+    )
+
+
 def wait_until_serving(uri: str, deadline: float) -> None:
     """Wait until a client can connect (healthz can turn OK slightly before the proxy)."""
     while True:
@@ -115,16 +170,18 @@ def run_embedded_server(milvus: ModuleType, data_dir: Path) -> Iterator[Embedded
     """Start the embedded standalone in data_dir, yield it once it serves, stop it after."""
     started = time.monotonic()
     deadline = started + SERVER_START_TIMEOUT_S
-    busy = wait_for_pid_lock(deadline)
-    if busy:
-        raise ServerUnavailable(busy)
     link_cached_binaries(milvus, data_dir)
+    alias = f"mmrag{os.getpid()}"
+    launcher = write_launcher(data_dir, alias)
     config = milvus.MilvusServerConfig(data_dir=str(data_dir))
     for key, value in SERVER_TUNING.items():
         config.set(key, value)
-    server = milvus.MilvusServer(config, wait_for_started=False)
-    saved: dict[str, str | None] = {name: os.environ.get(name) for name in SERVER_ENV}
-    os.environ.update(SERVER_ENV)  # start() copies os.environ for the child
+    etcd_port = free_port()
+    config.set("etcd_port", etcd_port)  # free now, so the package's resolve() keeps it
+    env = {**SERVER_ENV, "ETCD_CONFIG_PATH": str(write_etcd_config(data_dir, etcd_port))}
+    server: Any = session_server(milvus, config, launcher)
+    saved: dict[str, str | None] = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)  # start() copies os.environ for the child
     try:
         server.start()
     finally:
@@ -136,13 +193,22 @@ def run_embedded_server(milvus: ModuleType, data_dir: Path) -> Iterator[Embedded
     try:
         while not healthy(server.webservice_port):
             proc = server.server_proc
-            if proc is None or proc.poll() is not None or time.monotonic() > deadline:
+            if proc is None or proc.poll() is not None:
                 raise ServerFailed(
-                    f"embedded Milvus did not start (logs in {data_dir}):\n{log_tail(data_dir)}"
+                    f"embedded Milvus exited while starting (logs in {data_dir}):\n"
+                    f"{log_tail(data_dir)}"
                 )
+            if time.monotonic() > deadline:
+                raise ServerFailed(timeout_message("become healthy", data_dir))
             time.sleep(0.2)
         uri = f"http://127.0.0.1:{server.listen_port}"
-        wait_until_serving(uri, deadline)
-        yield EmbeddedServer(uri=uri, start_seconds=time.monotonic() - started, data_dir=data_dir)
+        try:
+            wait_until_serving(uri, deadline)
+        except StoreUnavailableError as exc:
+            raise ServerFailed(timeout_message(f"accept clients ({exc})", data_dir)) from exc
+        yield EmbeddedServer(
+            uri=uri, start_seconds=time.monotonic() - started, data_dir=data_dir, alias=alias,
+            pid=server.server_proc.pid,
+        )
     finally:
         server.stop()

@@ -1,0 +1,36 @@
+"""Start-up waits (#17.9): a slow start is reported as a timeout, and the embedded Milvus server
+has a place of its own (pid file, data dir, ports), whatever else runs on the machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from retrieval.errors import StoreUnavailableError
+from retrieval.stores import open_store
+from tests.support.milvus_server import EmbeddedServer
+
+
+def test_a_lite_start_timeout_says_it_was_a_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MMRAG_LITE_START_TIMEOUT_S", "0.001")  # no Lite answers that fast
+    db = tmp_path / "fresh.db"
+    with pytest.raises(StoreUnavailableError) as caught:
+        open_store(str(db), "items")
+    message = str(caught.value)
+    assert f"Milvus Lite for {db} did not answer within 0.001 s of starting" in message
+    assert "start-up timeout" in message and "MMRAG_LITE_START_TIMEOUT_S" in message
+    assert "another process" not in message
+    monkeypatch.setenv("MMRAG_LITE_START_TIMEOUT_S", "60")
+    with open_store(str(db), "items") as store:  # the same file opens once given the time
+        assert not store.exists()
+
+
+def test_the_embedded_server_has_a_pid_file_of_its_own(milvus_server: EmbeddedServer) -> None:
+    pid_file = milvus_server.pid_file
+    assert pid_file is not None
+    assert pid_file.name == f"standalone-{milvus_server.alias}.pid" != "standalone.pid"
+    assert pid_file.read_text().strip() == str(milvus_server.pid)
+    assert (milvus_server.data_dir / "configs" / "embedEtcd.yaml").is_file()
