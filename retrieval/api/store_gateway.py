@@ -28,6 +28,7 @@ from retrieval.config import Settings
 from retrieval.errors import CollectionNotFoundError, MmragError, StoreError, StoreUnavailableError
 from retrieval.stores import open_store
 from retrieval.stores.base import VectorStore
+from retrieval.stores.lite_lock import kept_across
 from retrieval.stores.offline import OfflineStore
 from retrieval.types import CollectionInfo, Record
 
@@ -161,10 +162,11 @@ class StoreGateway:
 
     def _reopen(self) -> bool:
         """Close all stores and open the default one again (Milvus Lite restarts its server)."""
-        self._close_stores()
         name = self.settings.collection
         try:
-            self.components.store = self._open(name)
+            with kept_across(self.settings.uri):  # no other process takes a Lite file meanwhile
+                self._close_stores()
+                self.components.store = self._open(name)
         except StoreError as exc:
             self.components.store = OfflineStore(name, str(exc))
             log.warning("vector store still unreachable: %s", exc)

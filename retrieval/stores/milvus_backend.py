@@ -21,7 +21,7 @@ from pymilvus import MilvusClient
 from pymilvus.exceptions import ConnectionConfigException, MilvusException
 
 from retrieval.errors import CollectionNotFoundError, ConfigError, StoreUnavailableError
-from retrieval.stores import is_local_uri
+from retrieval.stores import is_local_uri, lite_lock
 from retrieval.stores.base import Capabilities
 from retrieval.stores.existing import missing_collection_message
 from retrieval.stores.milvus_errors import CONNECT_FAILED, translate
@@ -146,9 +146,13 @@ class LiteBackend(MilvusBackend):
         _import_milvus_lite()
         timeout = lite_start_timeout_s()  # not the server's connect timeout: a loaded machine
         # starts Lite slowly, and a file another process owns fails at once anyway
+        lite_lock.hold(self.db)  # mmrag's own OS lock, taken before Milvus Lite starts
         with _lite_lock:  # counted before connecting, so a closing store cannot stop it
+            starting = self.address not in _lite_users
             _lite_users[self.address] = _lite_users.get(self.address, 0) + 1
         try:
+            if starting:
+                lite_lock.wait_for_leftover_servers(self.db)  # one a killed owner left
             return MilvusClient(
                 uri=self.address, token=token or "", timeout=timeout, dedicated=True
             )
@@ -157,14 +161,22 @@ class LiteBackend(MilvusBackend):
             # ConnectionConfigException: Lite never started (e.g. another process owns it).
             never_started = isinstance(exc, ConnectionConfigException)
             _release_lite(self.address, stop=not never_started)
+            lite_lock.release(self.db)
             if not never_started and getattr(exc, "code", None) == CONNECT_FAILED:
                 raise StoreUnavailableError(start_timeout(self.db, timeout, str(err))) from exc
             raise StoreUnavailableError(open_failure(self.db, str(err))) from exc
+        except StoreUnavailableError:
+            _release_lite(self.address, stop=False)
+            lite_lock.release(self.db)
+            raise
 
     def disconnect(self, client: MilvusClient) -> None:
         """Close the client; stop the Lite process when no store of this process uses it."""
-        client.close()
-        _release_lite(self.address, stop=True)
+        try:
+            client.close()
+            _release_lite(self.address, stop=True)
+        finally:
+            lite_lock.release(self.db)  # after Lite stopped: the next owner finds it gone
 
     def names(self, call: Call, timeout: float, slow_timeout: float) -> Names:
         """Aliases in a pointer file beside the ``.db``; no renames."""
