@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import psutil
 from pymilvus import MilvusClient
 
 from retrieval.errors import ConfigError
-from retrieval.stores.milvus_backend import backend_for
+from retrieval.stores.lite_lock import lite_server_pids
+from retrieval.stores.milvus_backend import LiteBackend, backend_for
 
 DEFAULT_PORT = 19530
 CONNECT_TIMEOUT_S = 30.0
@@ -30,12 +33,24 @@ class MilvusTarget:
     token: str | None = None
 
     def connect(self) -> MilvusClient:
-        """A client to the address (Milvus Lite's process is shared with this process's stores).
+        """A client to the address, kept open for the operator's life.
 
-        Kept open for the operator's life: closing the last client of a Lite file stops its
-        process, which would cut off the user's own pymilvus connection to the same file.
+        A Milvus Lite file this process already serves through pymilvus (the notebooks'
+        ``connections.connect(uri=...)`` before the pipeline) is shared the way pymilvus shares
+        it; any other address goes through mmrag's backend (its Lite lock and process sharing).
+        Never closed: closing the last client of a Lite file stops its process, which would cut
+        off the user's own pymilvus connection to the same file.
         """
-        return backend_for(self.uri).connect(self.token, CONNECT_TIMEOUT_S)
+        backend = backend_for(self.uri)
+        if isinstance(backend, LiteBackend) and served_by_this_process(backend.db):
+            return MilvusClient(uri=str(backend.db), token=self.token or "")
+        return backend.connect(self.token, CONNECT_TIMEOUT_S)
+
+
+def served_by_this_process(db: Path) -> bool:
+    """Whether a Milvus Lite server started by this process (pymilvus's) has ``db`` open."""
+    children = {child.pid for child in psutil.Process().children()}
+    return any(pid in children for pid in lite_server_pids(db))
 
 
 def milvus_target(

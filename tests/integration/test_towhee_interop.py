@@ -6,6 +6,7 @@ nothing is downloaded and no model is needed.
 
 from __future__ import annotations
 
+import csv
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -226,3 +227,86 @@ def test_to_list_matches() -> None:
     theirs = broadcast_total(towhee.pipe, towhee.ops)(4).to_list()
     ours = broadcast_total(pipelines.pipe, pipelines.ops)(4).to_list()
     assert ours == theirs
+
+
+# ----- the notebooks' pipelines with mmrag's operators on both runtimes ---------------------
+
+MMRAG_OPERATORS = (
+    "image-decode/cv2", "image-text-embedding/clip", "towhee/np-normalize",
+    "ann-insert/milvus-client", "ann-search/milvus-client",
+)
+
+
+def notebook_insert(pipe: Any, ops: Any, clip_args: dict[str, Any], uri: str) -> Any:
+    """text_image_search's insert pipeline: CSV rows -> decode -> clip -> normalise -> insert."""
+
+    def read_csv(csv_path: str) -> Iterator[tuple[int, str]]:
+        with open(csv_path, encoding="utf-8-sig") as f:
+            for line in csv.DictReader(f):
+                yield int(line["id"]), line["path"]
+
+    return (
+        pipe.input("csv_file")
+        .flat_map("csv_file", ("id", "path"), read_csv)
+        .map("path", "img", ops.image_decode.cv2("rgb"))
+        .map("img", "vec", ops.image_text_embedding.clip(modality="image", **clip_args))
+        .map("vec", "vec", ops.towhee.np_normalize())
+        .map(("id", "vec"), (), ops.ann_insert.milvus_client(uri=uri, collection_name="tis"))
+        .output()
+    )
+
+
+def notebook_search(pipe: Any, ops: Any, clip_args: dict[str, Any], uri: str) -> Any:
+    """The text search of the notebook, its ids kept with their L2 distances."""
+    return (
+        pipe.input("text")
+        .map("text", "vec", ops.image_text_embedding.clip(modality="text", **clip_args))
+        .map("vec", "vec", lambda x: x / np.linalg.norm(x))
+        .map("vec", "result", ops.ann_search.milvus_client(uri=uri, collection_name="tis",
+                                                           limit=4))
+        .map("result", "image_ids", lambda x: [item[0] for item in x])
+        .output("text", "image_ids", "result")
+    )
+
+
+def make_notebook_collection(uri: str, dim: int) -> None:
+    from pymilvus import DataType, MilvusClient
+
+    client = MilvusClient(uri=uri)
+    schema = MilvusClient.create_schema(auto_id=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
+    index = client.prepare_index_params()
+    index.add_index("embedding", index_type="IVF_FLAT", metric_type="L2", params={"nlist": 16})
+    client.create_collection("tis", schema=schema, index_params=index)
+    client.close()
+
+
+def test_notebook_pipelines_give_the_same_rows_on_towhees_runtime(
+    tmp_path: Any, make_image_files: Any, tiny_model_files: Any, tiny_embedder: Any
+) -> None:
+    from pipelines import resolve
+    from tests.support.tiny_model import TINY_MODEL_NAME
+
+    files = make_image_files(6)
+    csv_path = tmp_path / "reverse_image_search.csv"
+    csv_path.write_text(
+        "id,path,label\n" + "".join(f"{i},{f},x\n" for i, f in enumerate(files)), "utf-8"
+    )
+    for name in MMRAG_OPERATORS:  # mmrag's operators, registered in towhee's own registry
+        towhee.register(name=name)(resolve(name))
+    clip_args = {"model_name": TINY_MODEL_NAME, "checkpoint_path": str(tiny_model_files[1]),
+                 "device": "cpu"}
+    answers = []
+    for runtime in (towhee, pipelines):
+        uri = str(tmp_path / f"{runtime.__name__}.db")
+        make_notebook_collection(uri, tiny_embedder.dim)
+        notebook_insert(runtime.pipe, runtime.ops, clip_args, uri)(str(csv_path))
+        search = notebook_search(runtime.pipe, runtime.ops, clip_args, uri)
+        answers.append([
+            [e.text, e.image_ids, [round(float(r[1]), 4) for r in e.result]]
+            for e in runtime.DataCollection(search.batch(["a dog", "a red car"])[1])
+        ] + [plain(search("a dog").get())[:2]])
+    theirs, ours = answers
+    assert ours == theirs
+    assert theirs[0][0] == "a red car" and len(theirs[0][1]) == 4
