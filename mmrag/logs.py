@@ -23,6 +23,9 @@ HIDDEN_WARNINGS = (
     (r"Deprecated call to `pkg_resources", DeprecationWarning),
 )
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+# Libraries that add a stderr handler of their own when imported and still propagate to the
+# root's: each of their lines would print twice (huggingface_hub's retry warnings did).
+OWN_HANDLER_LOGGERS = {"huggingface_hub": "huggingface_hub.utils.logging"}
 
 
 @dataclass(frozen=True)
@@ -51,10 +54,22 @@ def configure_logging(verbosity: Verbosity | str) -> None:
     logging.basicConfig(level=verbosity.level.upper(), format=LOG_FORMAT)
     for name in APPLICATION_LOGGERS:
         logging.getLogger(name).setLevel(verbosity.application_level.upper())
+    single_handler_libraries()
     if not verbosity.libraries:
         hide_library_warnings()
     if verbosity.level != "debug":
         quiet_libraries()
+
+
+def single_handler_libraries() -> None:
+    """Drop the OWN_HANDLER_LOGGERS' own stderr handlers (their module is imported first, as it
+    adds them), so the application's handler prints each of their lines once."""
+    for name, module in OWN_HANDLER_LOGGERS.items():
+        importlib.import_module(module)
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if type(handler) is logging.StreamHandler:
+                logger.removeHandler(handler)
 
 
 def hide_library_warnings() -> None:

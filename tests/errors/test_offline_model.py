@@ -161,3 +161,17 @@ def test_the_api_503_carries_the_whole_message(offline_hub: Path, tmp_path: Path
     assert_whole_weights_message(error["message"], offline_hub)
     assert ready.status_code == 503
     assert_whole_weights_message(ready.json()["error"]["message"], offline_hub)
+
+
+def test_hub_log_lines_print_once() -> None:
+    """huggingface_hub adds a stderr handler of its own and propagates to the root's: the CLI's
+    logging leaves one, so a retry warning is one line, in the application's format."""
+    code = (
+        "import logging; from mmrag.logs import configure_logging; configure_logging('warning');"
+        "logging.getLogger('huggingface_hub.utils._http').warning('Retrying in 1s [Retry 1/5].')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("Retrying in 1s") == 1, done.stderr
+    assert "WARNING huggingface_hub.utils._http: Retrying in 1s [Retry 1/5]." in done.stderr
