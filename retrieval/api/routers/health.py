@@ -20,10 +20,7 @@ router = APIRouter(tags=["health"])
     "/health", response_model=HealthResponse, summary="Liveness",
     responses=error_responses(public=True),
 )
-@router.head(
-    "/health", response_model=HealthResponse, summary="Liveness (no body)",
-    operation_id="health_head", responses=error_responses(public=True),
-)
+@router.head("/health", response_model=HealthResponse, include_in_schema=False)  # GET's headers
 async def health() -> HealthResponse:
     """200 while the process serves requests (never needs the API key); HEAD answers too."""
     return HealthResponse()
