@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -94,7 +94,9 @@ class IngestSummary:
     """What a job did: counts, rejects (the first ``rejects_kept``) and timing.
 
     ``captions_truncated`` counts stored rows whose caption was cut to the store's caption
-    field; ``truncated`` lists the first of their sources.
+    field; ``truncated`` lists the first of their sources. ``skipped_by_type`` counts the files
+    of a folder that are of no type mmrag ingests (``.psd``, ``.txt``): never read, never
+    silent, and not part of ``scanned``.
     """
 
     ingested: int = 0
@@ -106,6 +108,18 @@ class IngestSummary:
     rejects_file: str | None = None
     captions_truncated: int = 0
     truncated: list[str] = field(default_factory=list)
+    skipped_by_type: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> int:
+        """Files skipped because of their type."""
+        return sum(self.skipped_by_type.values())
+
+    def skipped_text(self) -> str:
+        """``2 skipped: .psd, .txt`` (most frequent type first; counts when more than one)."""
+        ranked = sorted(self.skipped_by_type.items(), key=lambda kv: (-kv[1], kv[0]))
+        names = [f"{kind} ({n})" if n > 1 else kind for kind, n in ranked]
+        return f"{self.skipped} skipped: {', '.join(names)}" if names else ""
 
     @property
     def scanned(self) -> int:
@@ -127,6 +141,8 @@ class IngestSummary:
             "rejected_by_stage": dict(sorted(self.rejected_by_stage.items())),
             "rejects_file": self.rejects_file,
             "captions_truncated": self.captions_truncated,
+            "skipped": self.skipped,
+            "skipped_by_type": dict(sorted(self.skipped_by_type.items())),
             "elapsed_s": round(self.elapsed_s, 3),
             "throughput_per_s": round(self.throughput, 2),
         }
@@ -310,7 +326,7 @@ def run_ingest(
         .output("n")
     )
     try:
-        for _ in job.stream(items):
+        for _ in job.stream(without_skipped(items, summary)):
             pass
     except PipelineError as exc:
         cause = exc.__cause__
@@ -324,3 +340,13 @@ def run_ingest(
     summary.elapsed_s = time.perf_counter() - started
     return summary
 
+
+def without_skipped(items: Iterable[SourceItem], summary: IngestSummary) -> Iterator[SourceItem]:
+    """The items to ingest; files skipped for their type are counted in the summary instead
+    (one thread iterates: the pipeline's input)."""
+    for item in items:
+        if item.skipped is None:
+            yield item
+        else:
+            counts = summary.skipped_by_type
+            counts[item.skipped] = counts.get(item.skipped, 0) + 1

@@ -12,6 +12,7 @@ from retrieval.errors import EmbeddingError, ImageDecodeError
 from retrieval.ids import content_id
 from retrieval.image_rows import FileReadError, read_file
 from retrieval.imaging import decode_image
+from retrieval.photo_metadata import photo_fields
 
 Prepare = Callable[[Any], Any]
 
@@ -92,4 +93,7 @@ def decode_work(
         prepared = prepare(rgb)
     except (ImageDecodeError, EmbeddingError) as exc:
         return work.reject(str(exc), "decode")
-    return replace(work, data=None, prepared=prepared)
+    metadata = work.metadata
+    if work.item.photo:  # a folder's photo: its own size and EXIF fields join the file's
+        metadata = {**work.fields, **photo_fields(work.data)}
+    return replace(work, data=None, prepared=prepared, metadata=metadata)

@@ -29,7 +29,7 @@ import pandas as pd
 
 from ingest.expand import Expander
 from ingest.fetch import Fetcher
-from ingest.job import IngestOptions, IngestSummary, ProgressSink, Reject
+from ingest.job import IngestOptions, IngestSummary, ProgressSink, Reject, without_skipped
 from ingest.loading import Work, decode_work, read_work
 from ingest.rejects import RejectsFile, clean_reason
 from ingest.sources import SourceItem
@@ -79,6 +79,7 @@ def _item_row(item: SourceItem) -> dict[str, Any]:
         "key": item.key,
         "error": item.error or "",
         "item_stage": item.stage,
+        "photo": item.photo,
     }
 
 
@@ -93,6 +94,7 @@ def _row_item(row: dict[str, Any]) -> SourceItem:
         key=str(row["key"]),
         error=str(row["error"]) or None,
         stage=str(row["item_stage"]),
+        photo=bool(row["photo"]),
     )
 
 
@@ -294,7 +296,8 @@ def run_ray_ingest(
     started = time.perf_counter()
     owned = _connect(ray, ropts)
     try:
-        for row in _stream(ray, settings, items, opts, ropts, config, shape, dim, model_id):
+        listed = without_skipped(items, summary)  # files of other types are counted, not read
+        for row in _stream(ray, settings, listed, opts, ropts, config, shape, dim, model_id):
             _tally(summary, row, opts, progress, rejects)
     finally:
         if owned:

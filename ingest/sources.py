@@ -8,16 +8,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from ingest.file_metadata import file_fields
+from ingest.metadata import valid_text
 from ingest.shard import Shard
 from retrieval.errors import ConfigError
 
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif",
+     ".avif"}
 )
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm"})
 MANIFEST_EXTENSIONS = frozenset({".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson"})
 
 ItemKind = Literal["file", "url", "video"]
+_SKIP = "skip:"  # the walk's kind for a file of another type
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,9 @@ class SourceItem:
     """One thing to ingest: where its bytes live, what describes it, and its shard key.
 
     ``error`` marks an entry that is rejected before any reading (a bad manifest row or an
-    unreadable folder), with ``stage`` saying where it failed.
+    unreadable folder), with ``stage`` saying where it failed. ``skipped`` marks a file of a
+    type mmrag does not ingest (its type, e.g. ``.psd``): it is counted, never read. ``photo``
+    asks for the image's own fields (size as shown, EXIF: ``retrieval.photo_metadata``).
     """
 
     source: str
@@ -36,6 +42,8 @@ class SourceItem:
     key: str = ""
     error: str | None = None
     stage: str = "read"
+    skipped: str | None = None
+    photo: bool = False
 
 
 class Source(Protocol):
@@ -72,8 +80,10 @@ class DirectorySource:
 
     Symlinked files are followed, symlinked folders are not (no cycles). Anything else with a
     media extension is listed, so that a FIFO, socket or device named ``.jpg`` is rejected (by
-    the read, which never opens one) rather than skipped silently. The shard key is the path
-    relative to the folder, so machines mounting the data at different places agree.
+    the read, which never opens one) rather than skipped silently; every other file comes as a
+    ``skipped`` item naming its type. The shard key is the path relative to the folder, so
+    machines mounting the data at different places agree. Each file's metadata holds its
+    ``name``, ``folder`` (relative to the root), ``size`` and ``modified`` (``file_metadata``).
     """
 
     def __init__(self, root: Path, shard: Shard | None = None) -> None:
@@ -91,15 +101,24 @@ class DirectorySource:
                 continue
             if kind is None:
                 yield SourceItem(source=path, key=rel, error=_walk_error(rel), stage="read")
+            elif kind.startswith(_SKIP):
+                yield SourceItem(source=path, key=rel, skipped=kind[len(_SKIP):])
             else:
-                yield SourceItem(source=path, kind=kind, key=rel)
+                media: ItemKind = "video" if kind == "video" else "file"
+                yield SourceItem(source=path, kind=media, key=rel, metadata=file_fields(path, rel),
+                                 photo=media == "file")
 
     def count(self) -> int:
-        """Items of this shard (a second walk of the tree, without reading any file)."""
-        return sum(1 for _, rel, _ in self._walk(self.root, "") if self.shard.owns(rel))
+        """Items of this shard (a second walk of the tree, without reading any file; skipped
+        types are not items)."""
+        return sum(
+            1 for _, rel, kind in self._walk(self.root, "")
+            if self.shard.owns(rel) and not (kind or "").startswith(_SKIP)
+        )
 
-    def _walk(self, folder: str | Path, rel: str) -> Iterator[tuple[str, str, ItemKind | None]]:
-        """(path, relative path, kind) of media files; kind None for an unreadable folder."""
+    def _walk(self, folder: str | Path, rel: str) -> Iterator[tuple[str, str, str | None]]:
+        """(path, relative path, kind) of files: a media kind, ``skip:<type>`` for another
+        type, None for an unreadable folder."""
         try:
             with os.scandir(folder) as scan:
                 entries = sorted(scan, key=lambda e: e.name)
@@ -121,6 +140,19 @@ class DirectorySource:
             kind = media_kind(entry.name)
             if kind is not None:
                 yield entry.path, child, kind
+            else:
+                yield entry.path, child, _SKIP + skipped_type(entry)
+
+
+def skipped_type(entry: os.DirEntry[str]) -> str:
+    """How a skipped file is named in the summary: its extension, or what it is."""
+    try:
+        if entry.is_symlink() and entry.is_dir():
+            return "(link to a folder)"
+    except OSError:
+        pass
+    suffix = os.path.splitext(entry.name)[1].lower()
+    return valid_text(suffix) if suffix else "(no extension)"
 
 
 def _walk_error(rel: str) -> str:
@@ -139,7 +171,10 @@ class FileSource:
 
     def __iter__(self) -> Iterator[SourceItem]:
         if self.shard.owns(self.path.name):
-            yield SourceItem(source=str(self.path), kind=self.kind, key=self.path.name)
+            name = self.path.name
+            yield SourceItem(source=str(self.path), kind=self.kind, key=name,
+                             metadata=file_fields(str(self.path), name),
+                             photo=self.kind == "file")
 
     def count(self) -> int:
         """One, or zero when another shard owns the file."""

@@ -12,7 +12,8 @@ Policy (the same for every format):
 * 16-bit samples are scaled to 8 bits with rounding (``round(v * 255 / 65535)``), float samples
   are clipped to [0, 1] and scaled;
 * CMYK JPEGs are converted to RGB by libjpeg (within 1 level of Pillow's ``convert('RGB')``);
-* animated GIF/WebP/PNG give their first frame;
+* animated GIF/WebP/PNG give their first frame, a multi-page TIFF its first page;
+* HEIC/HEIF (``pillow-heif``) and AVIF (Pillow's own reader) decode through Pillow;
 * OpenCV decodes; Pillow decodes only what OpenCV cannot (formats OpenCV lacks, and alpha
   TIFFs, whose colour OpenCV premultiplies; Pillow keeps the high byte of 16-bit ones).
 
@@ -34,6 +35,7 @@ import struct
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
 from retrieval.errors import ImageDecodeError
 
@@ -55,6 +57,8 @@ _JPEG_RGB_FLAGS = {} if _COLOR_RGB is None else {
     for scale, flags in [(1, cv2.IMREAD_COLOR), *_DRAFT_FLAGS.items()]
 }
 _PIL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, TypeError)
+
+register_heif_opener()  # HEIC/HEIF photos (phones) decode through Pillow; AVIF is Pillow's own
 
 
 def decode_image(

@@ -180,6 +180,8 @@ def _report(
         return
     from rich.console import Console
 
+    from ingest.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
     out = Console(highlight=False, soft_wrap=True)
     for reject in summary.rejects[:REJECTS_SHOWN]:
         out.print(f"[yellow]rejected[/] ({reject.stage}) {markup_safe(reject.source)}: "
@@ -193,6 +195,14 @@ def _report(
         f"({summary.throughput:.1f} items/s) into {markup_safe(repr(settings.collection))} "
         f"at {markup_safe(settings.uri)}{shard_note}"
     )
+    if summary.skipped:
+        out.print(f"{markup_safe(summary.skipped_text())} (not an image or video type mmrag "
+                  "ingests)")
+    if not summary.scanned:
+        out.print(f"nothing to ingest: {markup_safe(args.source)} has no image or video "
+                  f"files{' for this shard' if shard.count > 1 else ''}; mmrag reads "
+                  f"{', '.join(sorted(IMAGE_EXTENSIONS | VIDEO_EXTENSIONS))}; add some, or "
+                  "give another folder or a manifest")
     if summary.captions_truncated:
         from retrieval.stores.milvus_rows import MAX_CAPTION_BYTES
 

@@ -35,7 +35,11 @@ def test_folder_walk_is_recursive_sorted_case_insensitive_and_finds_videos(tmp_p
         touch(root / name)
     for ignored in ("notes.txt", "sub/readme.md", "raw.cr2", "noext"):
         touch(root / ignored)
-    items = list(open_source(root))
+    listed = list(open_source(root))
+    skipped = {i.key: i.skipped for i in listed if i.skipped is not None}  # counted, not read
+    assert skipped == {"notes.txt": ".txt", "sub/readme.md": ".md", "raw.cr2": ".cr2",
+                       "noext": "(no extension)"}
+    items = [i for i in listed if i.skipped is None]
     rel = [Path(i.source).relative_to(root.resolve()).as_posix() for i in items]
     assert rel == ["a.jpeg", "b.JPG", "c.Png", "d.webp", "e.bmp", "f.GIF", "g.tif", "h.TIFF",
                    "sub/clip.MP4", "sub/deeper/x.jpg", "sub/m.avi", "sub/n.mov", "sub/o.mkv",

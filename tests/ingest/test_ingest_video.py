@@ -29,8 +29,10 @@ def test_frames_every_two_seconds_carry_video_and_timestamp(
     records = sorted(stored_records(components.store), key=lambda r: r.metadata["video_ts"])
     path = str(video.resolve())
     assert [r.source for r in records] == [f"{path}#t={t}" for t in ("0", "2", "4", "6")]
-    assert [dict(r.metadata) for r in records] == [
-        {"video": path, "video_ts": float(t), "frame": 10 * t} for t in (0, 2, 4, 6)
+    size = video.stat().st_size  # each frame also carries the video file's fields
+    assert [{k: v for k, v in r.metadata.items() if k != "modified"} for r in records] == [
+        {"name": video.name, "folder": "", "size": size, "video": path,
+         "video_ts": float(t), "frame": 10 * t} for t in (0, 2, 4, 6)
     ]
     video_hash = file_hash(video)
     assert [r.id for r in records] == [frame_id(video_hash, t) for t in ("0", "2", "4", "6")]

@@ -2,7 +2,7 @@
 // and every metadata field, and "More like this".
 
 import { byId, clear, el } from "./dom.js";
-import { altText, formatScore } from "./hits.js";
+import { altText, formatScore, hitTitle } from "./hits.js";
 import { release, setImage, sized } from "./images.js";
 
 const DETAIL_SIZE = 512;
@@ -25,7 +25,7 @@ const state = {
 export function openDetail(hit, opener) {
   state.hit = hit;
   state.opener = opener;
-  ui.title.textContent = hit.caption || "(no caption)";
+  ui.title.textContent = hitTitle(hit);
   ui.image.alt = altText(hit);
   setImage(ui.image, sized(hit.thumbnail_url, DETAIL_SIZE), { eager: true });
   clear(ui.meta);
@@ -40,7 +40,9 @@ export function openDetail(hit, opener) {
   if (hit.modality) {
     rows.push(["modality", hit.modality]);
   }
-  for (const [key, value] of Object.entries(hit.metadata || {})) {
+  const metadata = { ...(hit.metadata || {}) };
+  rows.push(...photoRows(metadata)); // takes the keys it shows out of metadata
+  for (const [key, value] of Object.entries(metadata)) {
     rows.push([key, typeof value === "string" ? value : JSON.stringify(value)]);
   }
   for (const [key, value] of rows) {
@@ -50,6 +52,54 @@ export function openDetail(hit, opener) {
   }
   ui.dialog.showModal();
   ui.similar.focus();
+}
+
+/** A photo's file and EXIF fields (folder ingests) as labelled rows; shown keys are removed. */
+function photoRows(metadata) {
+  const take = (...keys) => keys.map((key) => {
+    const value = metadata[key];
+    delete metadata[key];
+    return value;
+  });
+  const rows = [];
+  const [name, folder] = take("name", "folder");
+  if (typeof name === "string" && name) {
+    rows.push(["file", folder ? `${folder}/${name}` : name]);
+  }
+  const [taken] = take("taken");
+  rows.push(["taken", taken]);
+  const [make, model] = take("camera_make", "camera_model");
+  const camera = typeof model === "string" && typeof make === "string" && model.startsWith(make)
+    ? model : [make, model].filter((part) => typeof part === "string" && part).join(" ");
+  rows.push(["camera", camera]);
+  const [width, height] = take("width", "height");
+  if (typeof width === "number" && typeof height === "number") {
+    rows.push(["dimensions", `${width} × ${height} px`]);
+  }
+  const [lat, lon] = take("gps_lat", "gps_lon");
+  if (typeof lat === "number" && typeof lon === "number") {
+    rows.push(["location", `${lat.toFixed(5)}, ${lon.toFixed(5)}`]);
+  }
+  const [size, modified, orientation] = take("size", "modified", "orientation");
+  if (typeof size === "number") {
+    rows.push(["file size", formatBytes(size)]);
+  }
+  rows.push(["modified", modified]);
+  if (typeof orientation === "number") {
+    rows.push(["EXIF orientation", String(orientation)]);
+  }
+  return rows;
+}
+
+function formatBytes(bytes) {
+  const units = ["bytes", "KB", "MB", "GB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${bytes} bytes` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
 function closeDetail() {

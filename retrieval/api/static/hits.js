@@ -6,8 +6,27 @@ import { markBroken, setImage } from "./images.js";
 
 export const CITE_SIZE = 96; // thumbnails of citations and of the "more like this" item
 
+/** The file name a hit came from: its stored name, else the last part of its source. */
+export function fileName(hit) {
+  const name = hit.metadata && typeof hit.metadata.name === "string" ? hit.metadata.name : "";
+  if (name) {
+    return name;
+  }
+  const source = typeof hit.source === "string" ? hit.source.replace(/[?#].*$/, "") : "";
+  return source.split(/[\\/]/).filter(Boolean).pop() || "";
+}
+
+/** What a hit is called: its caption, else its file name, else its id. */
+export function hitTitle(hit) {
+  return hit.caption || fileName(hit) || `Item ${hit.id}`;
+}
+
 export function altText(hit) {
-  return hit.caption ? hit.caption : `Item ${hit.id} (no caption)`;
+  if (hit.caption) {
+    return hit.caption;
+  }
+  const name = fileName(hit);
+  return name ? `${name} (no caption)` : `Item ${hit.id} (no caption)`;
 }
 
 export function formatScore(score) {

@@ -7,7 +7,7 @@ import { append, byId, clear, el, show } from "./dom.js";
 import { openDetail } from "./detail.js";
 import { showError } from "./errors.js";
 import { clearFilters, currentFilter } from "./filters.js";
-import { CITE_SIZE, formatScore, hitImage } from "./hits.js";
+import { CITE_SIZE, formatScore, hitImage, hitTitle } from "./hits.js";
 import { releaseAll, setImage, sized } from "./images.js";
 import { withKey } from "./key.js";
 import { showView } from "./views.js";
@@ -52,7 +52,7 @@ export function refreshSearch() {
 /** "More like this": search with a stored item's vector, in the search view. */
 export function searchLike(hit) {
   showView("search");
-  startSearch({ kind: "similar", id: hit.id, label: hit.caption || hit.id,
+  startSearch({ kind: "similar", id: hit.id, label: hitTitle(hit),
     thumb: hit.thumbnail_url });
   ui.summary.focus();
 }
@@ -182,7 +182,7 @@ function card(hit, index) {
     "data-rank": index + 1 },
   el("span", { className: "thumb" }, img),
   el("span", { className: "card-caption", "aria-hidden": "true",
-    text: hit.caption || "(no caption)" }),
+    text: hitTitle(hit) }),
   el("span", { className: "score", text: `score ${formatScore(hit.score)}` }));
   button.addEventListener("click", () => openDetail(hit, button));
   return el("li", { className: "result" }, button);
