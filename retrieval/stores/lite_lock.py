@@ -188,9 +188,10 @@ def busy_message(db: Path, owner: LockOwner) -> str:
     else:
         who = f"{owner.command or 'another process'} (pid {owner.pid})"
     return (
-        f"{who} owns the Milvus Lite file {db}, and a Lite file is used by one process at a "
-        f"time; stop it and run this command again, run this command through it once it "
-        f"offers that, or use another .db file (or a Milvus server) for this work"
+        f"{who} owns the Milvus Lite file {db} (Milvus Lite lets one process use a file, so "
+        "another process cannot open it beside the owner); stop it and run this command "
+        "again, run this command through it once it offers that, or use another .db file "
+        "(or a Milvus server) for this work"
     )
 
 
