@@ -27,6 +27,9 @@ from retrieval.stores.milvus_rows import (
 )
 
 _SEALED = (SegmentState.Sealed, SegmentState.Flushed)
+# A server's indexCoord.segment.minSegmentNumRowsToEnableIndex (its default): smaller sealed
+# segments are never indexed.
+MIN_INDEXED_SEGMENT_ROWS = 1024
 
 
 @dataclass(frozen=True)
@@ -105,12 +108,18 @@ def read_meta(desc: dict[str, Any], index_type: str, name: str, where: str) -> C
 
 
 def indexed_rows(segment: Any) -> int:
-    """Rows a loaded segment serves sealed (0 for growing segments).
+    """Rows a loaded segment serves through the vector index (0 for growing segments).
 
-    Sealed segments are searched through the index, or exhaustively when they are too small to
-    be indexed (Milvus skips segments under ~1024 rows).
+    A sealed segment is first loaded without its index (its ``index_id`` is 0) and searched
+    through Milvus's interim IVF index (nprobe 16 of 128 lists: recall ~0.5) until the query
+    node reloads it with the built index. Segments too small to be indexed never get one and
+    are searched exhaustively, so they count as soon as they are sealed.
     """
-    return int(segment.num_rows) if segment.state in _SEALED else 0
+    if segment.state not in _SEALED:
+        return 0
+    rows = int(segment.num_rows)
+    with_index = bool(getattr(segment, "index_id", 0))
+    return rows if with_index or rows < MIN_INDEXED_SEGMENT_ROWS else 0
 
 
 def is_growing(segment: Any) -> bool:
