@@ -168,13 +168,18 @@ def wait_for_leftover_servers(db: Path, timeout_s: float = LEFTOVER_WAIT_S) -> N
 
 
 def lite_server_pids(db: Path) -> list[int]:
-    """Pids of live Milvus Lite server processes serving ``db`` (zombies excluded)."""
+    """Pids of live Milvus Lite server processes serving ``db`` that this process did not start
+    (zombies excluded): one this process started, e.g. through the user's own pymilvus client,
+    is the server Milvus Lite shares with every client of this process, not a leftover."""
     wanted = str(db.resolve())
+    me = os.getpid()
     pids = []
-    for proc in psutil.process_iter(["name", "cmdline", "status"]):
+    for proc in psutil.process_iter(["name", "cmdline", "status", "ppid"]):
         info = proc.info
         cmdline = info.get("cmdline") or []
         if info.get("status") == psutil.STATUS_ZOMBIE or len(cmdline) < 2:
+            continue
+        if info.get("ppid") == me:
             continue
         if os.path.basename(cmdline[0]) == _LITE_BINARY and cmdline[1] == wanted:
             pids.append(proc.pid)

@@ -41,6 +41,7 @@ META_TTL_S = 2.0  # an unpinned server store re-reads its collection (an alias m
 
 _lite_lock = threading.Lock()
 _lite_users: dict[str, int] = {}  # Lite files this process serves -> stores using each
+_lite_borrowed: set[str] = set()  # Lite servers the user's own pymilvus client started
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ class LiteBackend(MilvusBackend):
         try:
             if starting:
                 lite_lock.wait_for_leftover_servers(self.db)  # one a killed owner left
+                _note_borrowed_lite(self.address)
             return MilvusClient(
                 uri=self.address, token=token or "", timeout=timeout, dedicated=True
             )
@@ -214,8 +216,22 @@ def _import_milvus_lite() -> None:
     import milvus_lite.server_manager  # noqa: F401
 
 
+def _note_borrowed_lite(path: str) -> None:
+    """Remember a Lite server this process already ran before mmrag's first store on it (the
+    user's own pymilvus client started it): mmrag shares it and never stops it."""
+    from milvus_lite.server_manager import server_manager_instance
+
+    running = str(Path(path).absolute().resolve()) in server_manager_instance._servers
+    with _lite_lock:
+        if running:
+            _lite_borrowed.add(path)
+        else:
+            _lite_borrowed.discard(path)
+
+
 def _release_lite(path: str, *, stop: bool) -> None:
-    """Drop one user of a Milvus Lite file; stop its process when none is left."""
+    """Drop one user of a Milvus Lite file; stop its process when none is left (unless the
+    process was borrowed from the user's own client)."""
     from milvus_lite.server_manager import server_manager_instance
 
     with _lite_lock:
@@ -224,5 +240,8 @@ def _release_lite(path: str, *, stop: bool) -> None:
             _lite_users[path] = users
             return
         _lite_users.pop(path, None)
+        if path in _lite_borrowed:
+            _lite_borrowed.discard(path)
+            return
     if stop:
         server_manager_instance.release_server(path)

@@ -49,6 +49,27 @@ def _start_holder(db: Path) -> subprocess.Popen[str]:
     return proc
 
 
+def test_a_lite_server_the_users_own_pymilvus_started_is_shared_not_a_leftover(
+    tmp_path: Path,
+) -> None:
+    """The notebooks' pattern: pymilvus opens the file first, then mmrag opens a store on it in
+    the same process; mmrag shares that Lite server and leaves it running when its store closes."""
+    from pymilvus import MilvusClient
+
+    db = tmp_path / "notebook.db"
+    client = MilvusClient(str(db))
+    try:
+        client.create_collection("user_coll", dimension=8)
+        with open_store(str(db), "mmrag") as store:
+            store.ensure_collection(8, "a-model")
+            assert sorted(store.list_collections()) == ["mmrag", "user_coll"]
+        assert sorted(client.list_collections()) == ["mmrag", "user_coll"]  # still served
+        with open_store(str(db), "mmrag") as again:
+            assert again.count() == 0
+    finally:
+        client.close()
+
+
 def test_lock_is_shared_in_process_and_refused_to_others(tmp_path: Path) -> None:
     db = tmp_path / "shared.db"
     lite_lock.hold(db)
