@@ -17,6 +17,8 @@ URI must be a Milvus server (a Lite file is owned by one process).
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +47,10 @@ from retrieval.types import Record
 READY, DUPLICATE, REJECTED, INGESTED = "ready", "duplicate", "rejected", "ingested"
 COLUMNS = ("id", "source", "caption", "metadata", "status", "reason", "stage", "first")
 INSTALL_HINT = "Ray is not installed: pip install 'mmrag[ray]' (Ray Data on every node)"
+LOOPBACK = "127.0.0.1"
+# Ray's "local Ray only" switch (named for the platforms where it is the default): node IP
+# 127.0.0.1 instead of the address that routes to the internet.
+LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 @dataclass(frozen=True)
@@ -58,8 +64,15 @@ class RayOptions:
     num_cpus: int | None = None  # CPUs of a local Ray (default: all)
 
 
-def import_ray() -> ModuleType:
-    """The ``ray`` module with Ray Data, or a ConfigError saying how to install it."""
+def import_ray(local: bool = False) -> ModuleType:
+    """The ``ray`` module with Ray Data, or a ConfigError saying how to install it.
+
+    ``local``: this process will start a local Ray, which must stay on loopback. Ray reads its
+    local-only switch when imported: with it the node IP is 127.0.0.1 (not the machine's first
+    network address) and every Ray server binds there.
+    """
+    if local and "ray" not in sys.modules:
+        os.environ.setdefault(LOCAL_ONLY_ENV, "0")
     try:
         import ray
         import ray.data
@@ -255,18 +268,21 @@ def _connect(ray: ModuleType, options: RayOptions) -> bool:
     if options.address:
         ray.init(address=options.address, log_to_driver=False)
     else:
-        ray.init(num_cpus=options.num_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(
+            num_cpus=options.num_cpus, include_dashboard=False, log_to_driver=False,
+            _node_ip_address=LOOPBACK,
+        )
     return True
 
 
-def check_ray_settings(settings: Settings) -> None:
+def check_ray_settings(settings: Settings, local: bool = True) -> None:
     """Refuse a Milvus Lite URI, and a missing Ray, before anything starts."""
     if is_local_uri(settings.uri):
         raise ConfigError(
             "--engine ray writes from many processes: MMRAG_URI must be a Milvus server "
             f"(http://host:19530), not the Milvus Lite file {settings.uri}"
         )
-    import_ray()
+    import_ray(local)
 
 
 def run_ray_ingest(
@@ -278,10 +294,10 @@ def run_ray_ingest(
     rejects: RejectsFile | None = None,
 ) -> IngestSummary:
     """Ingest items into the configured server collection with Ray; same result as run_ingest."""
-    check_ray_settings(settings)
-    ray = import_ray()
-    opts = options or IngestOptions()
     ropts = ray_options or RayOptions()
+    check_ray_settings(settings, local=not ropts.address)
+    ray = import_ray(local=not ropts.address)
+    opts = options or IngestOptions()
     from retrieval.embedders import create_embedder_from_settings
 
     probe = create_embedder_from_settings(settings.model_copy(update={"device": "cpu"}))

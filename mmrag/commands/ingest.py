@@ -137,7 +137,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.engine == "ray":
         from ingest.ray_engine import RayOptions, check_ray_settings, run_ray_ingest
 
-        check_ray_settings(settings)  # before the rejects file is truncated
+        check_ray_settings(settings, local=not args.address)  # before the rejects file is truncated
     components = build_components(settings) if args.engine == "local" else None
     rejects = RejectsFile(rejects_path)
     console = Console(stderr=True, quiet=args.quiet)

@@ -1,11 +1,14 @@
 """``mmrag ingest --engine ray`` on a local Ray (2 CPUs) against the embedded Milvus server.
 
+The local Ray stays on loopback: every socket of its processes is on 127.0.0.1.
+
 Both engines ingest the same folder (images, a byte-identical copy, a broken file, a video) into
 two collections; ids, counts, summary and rejects must be the same, and a rerun adds nothing.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import shutil
 import time
@@ -13,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import psutil
 import pytest
 
+from ingest import ray_engine
 from mmrag.cli import main as mmrag_main
 from retrieval.errors import ConfigError
 from retrieval.stores.milvus import MilvusStore
@@ -55,12 +60,37 @@ def _rejects(path: Path) -> list[tuple[str, str]]:
                   for line in path.read_text().splitlines())
 
 
+def _ray_sockets() -> list[tuple[str, str, str, str]]:
+    """(process, status, local ip, remote ip) of each socket of the Ray processes started here."""
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "ray" not in " ".join(proc.cmdline()):
+                continue  # e.g. the embedded Milvus server
+            for conn in proc.net_connections("inet"):
+                remote = conn.raddr.ip if conn.raddr else ""
+                found.append((proc.name(), conn.status, conn.laddr.ip, remote))
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def _loopback(ip: str) -> bool:
+    """Whether an address is loopback (IPv4-mapped ::ffff:127.0.0.1 included); '' is none."""
+    if not ip:
+        return True
+    address = ipaddress.ip_address(ip)
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
 @pytest.mark.server
 @pytest.mark.slow
 def test_ray_engine_matches_the_local_job(
     tmp_path: Path, milvus_server: EmbeddedServer, tiny_model_files: tuple[Path, Path],
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv(ray_engine.LOCAL_ONLY_ENV, "0")  # read when ray is imported
     ray = pytest.importorskip("ray", reason="Ray is the optional extra mmrag[ray]")
     pytest.importorskip("ray.data")
     folder = _folder(tmp_path / "data")
@@ -70,11 +100,15 @@ def test_ray_engine_matches_the_local_job(
     try:
         mine = _ingest(capsys, str(folder), *common, "--collection", local,
                        "--rejects", str(tmp_path / "local.jsonl"))
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 _node_ip_address=ray_engine.LOOPBACK)
         started = time.monotonic()
         theirs = _ingest(capsys, str(folder), *common, "--collection", distributed,
                          "--engine", "ray", "--rejects", str(tmp_path / "ray.jsonl"))
         took = time.monotonic() - started
+        sockets = _ray_sockets()
+        assert any(status == psutil.CONN_LISTEN for _, status, _, _ in sockets), sockets
+        assert [s for s in sockets if not (_loopback(s[2]) and _loopback(s[3]))] == []
         again = _ingest(capsys, str(folder), *common, "--collection", distributed,
                         "--engine", "ray", "--rejects", str(tmp_path / "ray2.jsonl"))
         print(f"\nray ingest of {theirs['scanned']} works in {took:.1f}s: {theirs}")
