@@ -16,11 +16,12 @@ from retrieval.errors import StoreError
 router = APIRouter(tags=["health"])
 
 
+# HEAD registered after GET: a 405 (e.g. OPTIONS) then comes from the documented GET route
+@router.head("/health", response_model=HealthResponse, include_in_schema=False)  # GET's headers
 @router.get(
     "/health", response_model=HealthResponse, summary="Liveness",
     responses=error_responses(public=True),
 )
-@router.head("/health", response_model=HealthResponse, include_in_schema=False)  # GET's headers
 async def health() -> HealthResponse:
     """200 while the process serves requests (never needs the API key); HEAD answers too."""
     return HealthResponse()
