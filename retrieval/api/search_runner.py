@@ -21,7 +21,7 @@ import numpy as np
 from retrieval.api.batching import SearchBatcher
 from retrieval.api.metrics import ApiMetrics
 from retrieval.api.query_models import QueryVector
-from retrieval.api.store_gateway import StoreGateway
+from retrieval.api.store_gateway import MOVE_RETRIES, MOVE_RETRY_S, StoreGateway
 from retrieval.embedders.base import Embedder
 from retrieval.errors import CollectionNotFoundError
 from retrieval.search import Searcher, SearchRequest, above, mmr_search, plain_search
@@ -34,8 +34,6 @@ T = TypeVar("T")
 # long: Milvus Lite answers 16 queries in one call 3.7x faster than one by one (FLAT, 100k x
 # 512: 83 ms vs 16 x 19 ms), so small calls started meanwhile only slow every query down.
 STORE_BUSY_WAIT_S = 1.0
-MOVE_RETRIES = 10  # a search of the configured name that finds no collection is retried...
-MOVE_RETRY_S = 0.2  # ...this long after: reindex renames a collection, then aliases its name
 
 
 @dataclass(frozen=True)

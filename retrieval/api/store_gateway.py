@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STORE_THREADS = 8
+MOVE_RETRIES = 10  # a call on the configured name that finds no collection is retried...
+MOVE_RETRY_S = 0.2  # ...this long after: reindex renames a collection, then aliases its name
 RECONNECT_INTERVAL_S = 1.0
 MAX_EXTRA_STORES = 32
 
@@ -58,6 +60,7 @@ class StoreGateway:
         self._extra: dict[str, VectorStore] = {}
         self._extra_lock = threading.Lock()
         self._generation = 0
+        self._seen_names: set[str] = set()  # the configured name, once it answered
         self._last_reconnect = 0.0
         self._reconnect_lock = asyncio.Lock()
 
@@ -91,8 +94,23 @@ class StoreGateway:
         return await self._on_store_thread(name, fn, search)
 
     async def info(self, collection: str | None) -> CollectionInfo:
-        """Count, dimension, model and index of a collection."""
-        return await self.call(collection, lambda store: store.info())
+        """Count, dimension, model and index of a collection. The configured name, once seen,
+        is retried for a moment while it is missing: ``mmrag reindex`` may be moving it (its
+        old collection dropped before the follower has repointed the default store)."""
+        name = self.name(collection)
+        retries = MOVE_RETRIES if name in self._seen_names else 0
+        for _ in range(retries):
+            try:
+                return await self._info(name)
+            except CollectionNotFoundError:
+                await asyncio.sleep(MOVE_RETRY_S)
+        return await self._info(name)
+
+    async def _info(self, name: str) -> CollectionInfo:
+        info = await self.call(name, lambda store: store.info())
+        if name == self.settings.collection:
+            self._seen_names.add(name)
+        return info
 
     async def list_collections(self) -> list[str]:
         """Names of the collections behind the configured URI."""
