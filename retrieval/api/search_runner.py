@@ -10,9 +10,8 @@ finds no collection is retried for a moment: ``mmrag reindex`` may be turning it
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -21,9 +20,8 @@ import numpy as np
 from retrieval.api.batching import SearchBatcher
 from retrieval.api.metrics import ApiMetrics
 from retrieval.api.query_models import QueryVector
-from retrieval.api.store_gateway import MOVE_RETRIES, MOVE_RETRY_S, StoreGateway
+from retrieval.api.store_gateway import StoreGateway
 from retrieval.embedders.base import Embedder
-from retrieval.errors import CollectionNotFoundError
 from retrieval.search import Searcher, SearchRequest, above, mmr_search, plain_search
 from retrieval.stores.base import VectorStore
 from retrieval.types import Hit
@@ -71,7 +69,7 @@ class SearchRunner:
             collection = query.collection  # the concrete collection the query's model reads
         name = self.stores.name(collection)
         may_be_moving = configured and name in self._existed  # never seen: 404 at once
-        await self._retry_moved(may_be_moving, lambda: self.check_model(name, query.embedder))
+        await self.stores.retry_moved(may_be_moving, lambda: self.check_model(name, query.embedder))
         self._existed.add(name)
         if request.diversity > 0.0:
             return await self._call_search(
@@ -117,18 +115,9 @@ class SearchRunner:
         self, name: str, may_be_moving: bool, fn: Callable[[VectorStore], T]
     ) -> T:
         """A search through the gateway, retried a few times while the name is being moved."""
-        return await self._retry_moved(
+        return await self.stores.retry_moved(
             may_be_moving, lambda: self.stores.call(name, fn, search=True)
         )
-
-    async def _retry_moved(self, may_be_moving: bool, call: Callable[[], Awaitable[T]]) -> T:
-        """Await ``call()``; while the configured name is missing, retry (up to ~2 s)."""
-        for _ in range(MOVE_RETRIES if may_be_moving else 0):
-            try:
-                return await call()
-            except CollectionNotFoundError:  # `mmrag reindex` may be turning it into an alias
-                await asyncio.sleep(MOVE_RETRY_S)
-        return await call()
 
     def _timed(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one store search, observing its time (runs on a store thread)."""

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -98,13 +98,16 @@ class StoreGateway:
         is retried for a moment while it is missing: ``mmrag reindex`` may be moving it (its
         old collection dropped before the follower has repointed the default store)."""
         name = self.name(collection)
-        retries = MOVE_RETRIES if name in self._seen_names else 0
-        for _ in range(retries):
+        return await self.retry_moved(name in self._seen_names, lambda: self._info(name))
+
+    async def retry_moved(self, may_be_moving: bool, call: Callable[[], Awaitable[T]]) -> T:
+        """Await ``call()``; while a name that may be moving is missing, retry (up to ~2 s)."""
+        for _ in range(MOVE_RETRIES if may_be_moving else 0):
             try:
-                return await self._info(name)
-            except CollectionNotFoundError:
+                return await call()
+            except CollectionNotFoundError:  # `mmrag reindex` may be turning it into an alias
                 await asyncio.sleep(MOVE_RETRY_S)
-        return await self._info(name)
+        return await call()
 
     async def _info(self, name: str) -> CollectionInfo:
         info = await self.call(name, lambda store: store.info())
