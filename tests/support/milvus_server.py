@@ -32,7 +32,15 @@ SERVER_START_TIMEOUT_S = float(os.environ.get("MMRAG_TEST_MILVUS_START_S", "300"
 # session's server has a pid file of its own (as well as its own data dir and free ports).
 RUNTIME_DIRS = (Path("/run/milvus"), Path("/tmp/milvus"))
 # Test-only tuning: proxy time ticks every 50 ms instead of 200 ms, so Strong reads wait less.
-SERVER_TUNING = {"proxy.timeTickInterval": 50}
+SERVER_TUNING: dict[str, object] = {"proxy.timeTickInterval": 50}
+# Each component advertises 127.0.0.1 to the others (unset, it picks the machine's first
+# unicast address and the components talk over it). Milvus 2.3's gRPC servers still listen on
+# the wildcard address: the binary has no setting for its listen address.
+COMPONENTS = (
+    "rootCoord", "proxy", "queryCoord", "queryNode", "indexCoord", "indexNode", "dataCoord",
+    "dataNode",
+)
+SERVER_TUNING.update({f"{component}.ip": "127.0.0.1" for component in COMPONENTS})
 # Milvus reads config overrides from the environment; this key is not in the package's
 # template. Query nodes pick up flushed, indexed segments after ~1 s instead of ~10 s.
 SERVER_ENV = {"QUERYCOORD_UPDATENEXTTARGETINTERVAL": "1"}
