@@ -108,6 +108,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.progress import ProgressBar
     from ingest.rejects import RejectsFile, default_rejects_path
     from retrieval.components import build_components
+    from retrieval.errors import StoreUnavailableError
     from retrieval.image_rows import DEFAULT_MAX_BYTES
 
     if args.quiet:
@@ -148,6 +149,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 summary = run_ray_ingest(settings, source, options, ray_options, bar, rejects)
             else:
                 summary = run_ingest(components, source, options, progress=bar, rejects=rejects)
+    except StoreUnavailableError as exc:
+        raise StoreUnavailableError(
+            f"{exc}. What was written is kept: once Milvus answers again, run the same command "
+            "to finish (it skips what is already stored)."
+        ) from exc
     finally:
         rejects.close()
         if components is not None:

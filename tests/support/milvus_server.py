@@ -178,6 +178,7 @@ def run_embedded_server(milvus: ModuleType, data_dir: Path) -> Iterator[Embedded
     """Start the embedded standalone in data_dir, yield it once it serves, stop it after."""
     started = time.monotonic()
     deadline = started + SERVER_START_TIMEOUT_S
+    data_dir.mkdir(parents=True, exist_ok=True)
     link_cached_binaries(milvus, data_dir)
     alias = f"mmrag{os.getpid()}"
     launcher = write_launcher(data_dir, alias)
