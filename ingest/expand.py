@@ -1,14 +1,19 @@
-"""Items -> works: one per image or URL, one per sampled frame of a video.
+"""Items -> works: one per image or URL, one per sampled frame of a video, one per passage.
 
 Videos are decoded here, sequentially on the pipeline's expand thread, while images are read and
 decoded by the worker threads downstream. Frames already stored are skipped without decoding
 (their ids are known before decoding), and a fully stored video is not decoded at all.
+
+Text documents are read, decoded and split into passages here too (``retrieval.text_rows``):
+passage ids are known from the text, so stored passages come out as duplicates, and the
+document's passages of older content (an edited file) are removed from the store.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 
@@ -16,20 +21,52 @@ from ingest.loading import Prepare, Work
 from ingest.sources import SourceItem
 from ingest.video import Sample, VideoError, VideoReader, file_hash, frame_source
 from retrieval.errors import EmbeddingError
-from retrieval.image_rows import open_regular, os_reason
+from retrieval.image_rows import (
+    DEFAULT_MAX_BYTES,
+    FileReadError,
+    open_regular,
+    os_reason,
+    read_file,
+)
+from retrieval.text_rows import (
+    TextBudget,
+    decode_text,
+    document_id,
+    passage_id,
+    passage_metadata,
+    stale_passages_expr,
+)
 
 MAX_SOURCE_BYTES = 2048  # the store's source field
 
 
+class DocumentLog(Protocol):
+    """What the job records about text documents while they are expanded."""
+
+    def claim(self, key: str, doc_id: str, source: str) -> str | None:
+        """None when ``key`` is new in this run or has this content, else the reject reason."""
+
+    def recoded(self, source: str, note: str) -> None:
+        """A document that was not valid UTF-8 and was decoded with replacements."""
+
+    def removed(self, n: int) -> None:
+        """n passages of edited documents' older content were removed from the store."""
+
+
 @dataclass(frozen=True)
 class Expander:
-    """Turns SourceItems into Works; knows the store (for frame ids) and the model's prepare."""
+    """Turns SourceItems into Works; knows the store (for frame and passage ids, and to remove
+    edited documents' old passages), the model's prepare and its text budget."""
 
     existing_ids: Callable[[Sequence[str]], set[str]]
     prepare: Prepare
     every_s: float
     max_pixels: int
     on_planned: Callable[[int], None] | None = None
+    budget: TextBudget | None = None
+    remove_where: Callable[[str], int] | None = None
+    documents: DocumentLog | None = None
+    max_bytes: int = DEFAULT_MAX_BYTES
 
     def expand(self, item: SourceItem) -> Iterable[Work]:
         """The works of one item (a generator for videos, so frames stream lazily)."""
@@ -38,7 +75,55 @@ class Expander:
             return [Work.of(item).reject(f"source is over {limit} bytes", "read")]
         if item.error is None and item.kind == "video":
             return self._video(item)
+        if item.error is None and item.kind == "text":
+            return self._text(item)
         return [Work.of(item)]
+
+    def _text(self, item: SourceItem) -> Iterator[Work]:
+        """The passages of a text document (stored ones as duplicates), or its reject."""
+        whole = Work.of(item)
+        if self.budget is None:
+            yield whole.reject("internal: no text budget for a text document", "text")
+            return
+        note = ""
+        if item.text is None:
+            try:
+                text, note = decode_text(read_file(item.source, self.max_bytes))
+            except FileReadError as exc:
+                yield whole.reject(str(exc), "read")
+                return
+        else:
+            text = item.text
+        if not text.strip():
+            yield whole.reject("the document has no text (only whitespace)", "text")
+            return
+        doc_id = document_id(text)
+        key = item.id or (doc_id if item.text is not None else item.source)
+        conflict = self.documents.claim(key, doc_id, item.source) if self.documents else None
+        if conflict is not None:
+            yield whole.reject(conflict, "conflict")
+            return
+        passages = self.budget.split(text)
+        ids = [passage_id(key, doc_id, p.index) for p in passages]
+        stored = self.existing_ids(ids)
+        stale = stale_passages_expr(key, doc_id)
+        if stale is not None and self.remove_where is not None:
+            removed = self.remove_where(stale)
+            if removed and self.documents is not None:
+                self.documents.removed(removed)
+        if note and self.documents is not None:
+            self.documents.recoded(item.source, note)
+        if self.on_planned is not None:
+            self.on_planned(len(passages))
+        for passage, row_id in zip(passages, ids, strict=True):
+            yield Work(
+                item=item,
+                source=item.source,
+                id=row_id,
+                metadata=passage_metadata(key, doc_id, passage, len(passages), item.metadata),
+                text=None if row_id in stored else passage.text,
+                duplicate=row_id in stored,
+            )
 
     def _video(self, item: SourceItem) -> Iterator[Work]:
         """Sampled frames of a video, then a reject if the stream broke off early."""

@@ -1,9 +1,11 @@
-"""Manifest sources: CSV/TSV/Parquet/JSONL rows with a ``path`` or ``url`` column, via pandas.
+"""Manifest sources: CSV/TSV/Parquet/JSONL rows with a ``path``, ``url`` or ``text`` column.
 
-Columns ``id``, ``path``, ``url`` and ``caption`` are matched case-insensitively; every other
-column is metadata (see :mod:`ingest.metadata` for the mapping). A row with both ``path`` and
-``url`` uses ``path`` when it is not blank. Relative paths resolve against the manifest's folder;
-a ``path`` cell that is an http(s) URL is fetched like a ``url``.
+Columns ``id``, ``path``, ``url``, ``caption`` and ``text`` are matched case-insensitively; every
+other column is metadata (see :mod:`ingest.metadata` for the mapping). A row with ``text`` and no
+``path``/``url`` is a text document (passage rows, ``retrieval.text_rows``; its id, if any, names
+the document, so an edited text replaces its passages); on an image row ``text`` is metadata. A
+row with both ``path`` and ``url`` uses ``path`` when it is not blank. Relative paths resolve
+against the manifest's folder; a ``path`` cell that is an http(s) URL is fetched like a ``url``.
 
 The file is read when the source is opened, so an unreadable manifest, or one with neither a
 ``path`` nor a ``url`` column, fails before any work with a message naming the file. Problems of
@@ -25,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from ingest.manifest_readers import BadLine, read_table
+from ingest.manifest_readers import TEXT_COLUMN, BadLine, read_table
 from ingest.metadata import (
     MAX_METADATA_DEPTH,
     RESERVED_COLUMNS,
@@ -57,6 +59,7 @@ class Columns:
     url: str | None
     caption: str | None
     metadata: Mapping[str, str]
+    text: str | None = None
 
     @classmethod
     def of(cls, names: list[str]) -> Columns:
@@ -64,7 +67,7 @@ class Columns:
         roles: dict[str, str] = {}
         for name in names:
             role = name.strip().lower()
-            if role in RESERVED_COLUMNS and role not in roles:
+            if role in (*RESERVED_COLUMNS, TEXT_COLUMN) and role not in roles:
                 roles[role] = name
         taken = set(roles.values())
         return cls(
@@ -73,6 +76,7 @@ class Columns:
             url=roles.get("url"),
             caption=roles.get("caption"),
             metadata=sanitize_keys(n for n in names if n not in taken),
+            text=roles.get(TEXT_COLUMN),
         )
 
 
@@ -89,11 +93,12 @@ class ManifestSource:
         names = [str(c) for c in self.frame.columns]
         self.frame.columns = pd.Index(names)
         self.columns = Columns.of(names)
-        if self.columns.path is None and self.columns.url is None:
+        if self.columns.path is None and self.columns.url is None and self.columns.text is None:
             shown = ", ".join(repr(n) for n in names[:20]) or "none"
             raise ConfigError(
-                f"manifest {self.path} has neither a 'path' nor a 'url' column "
-                f"(columns: {shown})"
+                f"manifest {self.path} has no 'path', 'url' or 'text' column "
+                f"(columns: {shown}); name the column of image files 'path', of image URLs "
+                "'url', or of document text 'text'"
             )
 
     def __iter__(self) -> Iterator[SourceItem]:
@@ -153,8 +158,14 @@ class ManifestSource:
             except InvalidIdError as exc:
                 return self._reject(where, key, f"row {number}: {exc}")
         target, from_url = self._target(row)
+        text = self._text(row)
+        if not target and text is not None:
+            return self._text_item(where, key, number, text, caption, metadata, item_id)
+        if text is not None:
+            metadata = {**metadata, TEXT_COLUMN: text}  # an image row's text is metadata
         if not target:
-            return self._reject(where, key, f"row {number} has an empty path/url")
+            what = "path/url and no text" if self.columns.text is not None else "path/url"
+            return self._reject(where, key, f"row {number} has an empty {what}")
         if "\0" in target:
             return self._reject(
                 where, key, f"row {number} (line {line}): the path/url contains a NUL character, "
@@ -176,9 +187,36 @@ class ManifestSource:
             return self._reject(target, key, f"row {number}: url {target[:80]!r} is not http(s)")
         else:
             source = os.path.normpath(os.path.join(self.base, os.path.expanduser(target)))
-            kind = "video" if media_kind(source) == "video" else "file"
+            found = media_kind(source)
+            kind = found if found in ("video", "text") else "file"  # a .txt/.md path: a document
         return SourceItem(
             source=source, kind=kind, caption=caption, metadata=metadata, id=item_id, key=key
+        )
+
+    def _text(self, row: Mapping[str, Any]) -> str | None:
+        """The row's text cell (None when there is no text column or the cell is missing)."""
+        column = self.columns.text
+        if column is None or is_missing(row.get(column)):
+            return None
+        return cell_text(row.get(column))
+
+    def _text_item(
+        self, where: str, key: str, number: int, text: str, caption: str,
+        metadata: Mapping[str, Any], item_id: str | None,
+    ) -> SourceItem:
+        """A row's document (its caption, if any, kept as the ``title`` metadata)."""
+        if not text.strip():
+            return self._reject(
+                where, key, f"row {number} has no path/url and its text is empty; give it text "
+                "or an image",
+            )
+        size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
+        if size > MAX_METADATA_BYTES:
+            reason = f"row {number}: metadata is {size} bytes of JSON, over {MAX_METADATA_BYTES}"
+            return self._reject(where, key, reason)
+        fields = {**metadata, "title": caption} if caption else dict(metadata)
+        return SourceItem(
+            source=where, kind="text", metadata=fields, id=item_id, key=key, text=text
         )
 
     def _target(self, row: Mapping[str, Any]) -> tuple[str, bool]:

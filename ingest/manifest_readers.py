@@ -31,6 +31,7 @@ from retrieval.errors import ConfigError
 
 _READ_ERRORS = (OSError, ValueError, ImportError, pd.errors.ParserError)
 _URL_PREFIXES = ("http://", "https://")
+TEXT_COLUMN = "text"  # a row's document text (a text item when the row names no image)
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,8 @@ def _typed_frame(header: list[str], records: list[list[str]], sep: str) -> pd.Da
     head = io.StringIO()
     csv.writer(head, delimiter=sep, lineterminator="\n").writerow(header)
     names = pd.read_csv(io.StringIO(head.getvalue()), sep=sep, nrows=0).columns
-    text_cols = {c: str for c in names if str(c).strip().lower() in RESERVED_COLUMNS}
+    typed_as_text = (*RESERVED_COLUMNS, TEXT_COLUMN)
+    text_cols = {c: str for c in names if str(c).strip().lower() in typed_as_text}
     buffer = io.StringIO(head.getvalue())
     buffer.seek(0, io.SEEK_END)
     csv.writer(buffer, delimiter=sep, lineterminator="\n").writerows(records)

@@ -18,10 +18,12 @@ IMAGE_EXTENSIONS = frozenset(
      ".avif"}
 )
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm"})
+TEXT_EXTENSIONS = frozenset({".txt", ".md", ".markdown"})  # documents, split into passages
 MANIFEST_EXTENSIONS = frozenset({".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson"})
 
-ItemKind = Literal["file", "url", "video"]
+ItemKind = Literal["file", "url", "video", "text"]
 _SKIP = "skip:"  # the walk's kind for a file of another type
+_KINDS: dict[str, ItemKind] = {"file": "file", "video": "video", "text": "text"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class SourceItem:
     unreadable folder), with ``stage`` saying where it failed. ``skipped`` marks a file of a
     type mmrag does not ingest (its type, e.g. ``.psd``): it is counted, never read. ``photo``
     asks for the image's own fields (size as shown, EXIF: ``retrieval.photo_metadata``).
+    A ``text`` item is a document: a text file (``text`` None: read from ``source``) or a
+    manifest row's text (``text``); it becomes passage rows (``retrieval.text_rows``).
     """
 
     source: str
@@ -44,6 +48,7 @@ class SourceItem:
     stage: str = "read"
     skipped: str | None = None
     photo: bool = False
+    text: str | None = None
 
 
 class Source(Protocol):
@@ -61,12 +66,15 @@ class Source(Protocol):
 
 
 def media_kind(path: str | Path) -> ItemKind | None:
-    """'file' for an image extension, 'video' for a video one (case-insensitive), else None."""
+    """'file' for an image extension, 'video' for a video one, 'text' for a text document
+    (case-insensitive), else None."""
     suffix = os.path.splitext(str(path))[1].lower()
     if suffix in IMAGE_EXTENSIONS:
         return "file"
     if suffix in VIDEO_EXTENSIONS:
         return "video"
+    if suffix in TEXT_EXTENSIONS:
+        return "text"
     return None
 
 
@@ -76,7 +84,7 @@ def is_image_path(path: Path) -> bool:
 
 
 class DirectorySource:
-    """Every image and video file under a folder, recursively, in sorted (stable) order.
+    """Every image, video and text file under a folder, recursively, in sorted (stable) order.
 
     Symlinked files are followed, symlinked folders are not (no cycles). Anything else with a
     media extension is listed, so that a FIFO, socket or device named ``.jpg`` is rejected (by
@@ -104,7 +112,7 @@ class DirectorySource:
             elif kind.startswith(_SKIP):
                 yield SourceItem(source=path, key=rel, skipped=kind[len(_SKIP):])
             else:
-                media: ItemKind = "video" if kind == "video" else "file"
+                media = _KINDS[kind]
                 yield SourceItem(source=path, kind=media, key=rel, metadata=file_fields(path, rel),
                                  photo=media == "file")
 
@@ -161,7 +169,7 @@ def _walk_error(rel: str) -> str:
 
 
 class FileSource:
-    """A single image or video file given as the source."""
+    """A single image, video or text file given as the source."""
 
     def __init__(self, path: Path, kind: ItemKind, shard: Shard | None = None) -> None:
         self.path = path.resolve()
@@ -187,7 +195,7 @@ def iter_folder(root: Path) -> Iterator[SourceItem]:
 
 
 def open_source(source: str | Path, shard: Shard | None = None) -> Source:
-    """The source named on the command line: a folder, a manifest, or one image/video file.
+    """The source named on the command line: a folder, a manifest, or one image/video/text file.
 
     Manifests are read (and checked) here, so an unreadable one fails before any work starts.
     """
@@ -206,5 +214,5 @@ def open_source(source: str | Path, shard: Shard | None = None) -> Source:
         return FileSource(path, kind, shard)
     raise ConfigError(
         f"source {str(source)!r} is not a folder, a manifest "
-        f"({', '.join(sorted(MANIFEST_EXTENSIONS))}) or an image/video file"
+        f"({', '.join(sorted(MANIFEST_EXTENSIONS))}) or an image, video or text file"
     )

@@ -71,7 +71,7 @@ def test_quiet_prints_nothing_unless_strict_fails(
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("", "is empty"), ("name,label\na.jpg,dog\n", "neither a 'path' nor a 'url' column")],
+    [("", "is empty"), ("name,label\na.jpg,dog\n", "no 'path', 'url' or 'text' column")],
 )
 def test_bad_manifest_fails_before_any_work(
     tmp_path: Path, settings: Settings, cli_flags: list[str], content: str, message: str,

@@ -33,12 +33,17 @@ def test_folder_walk_is_recursive_sorted_case_insensitive_and_finds_videos(tmp_p
              "sub/p.webm"]
     for name in names:
         touch(root / name)
-    for ignored in ("notes.txt", "sub/readme.md", "raw.cr2", "noext"):
+    for ignored in ("notes.docx", "sub/readme.rst", "raw.cr2", "noext"):
         touch(root / ignored)
+    for document in ("notes.txt", "sub/readme.MD"):  # text documents (#18.1): passage rows
+        touch(root / document)
     listed = list(open_source(root))
     skipped = {i.key: i.skipped for i in listed if i.skipped is not None}  # counted, not read
-    assert skipped == {"notes.txt": ".txt", "sub/readme.md": ".md", "raw.cr2": ".cr2",
+    assert skipped == {"notes.docx": ".docx", "sub/readme.rst": ".rst", "raw.cr2": ".cr2",
                        "noext": "(no extension)"}
+    documents = {i.key: i.kind for i in listed if i.kind == "text"}
+    assert documents == {"notes.txt": "text", "sub/readme.MD": "text"}
+    listed = [i for i in listed if i.kind != "text"]
     items = [i for i in listed if i.skipped is None]
     rel = [Path(i.source).relative_to(root.resolve()).as_posix() for i in items]
     assert rel == ["a.jpeg", "b.JPG", "c.Png", "d.webp", "e.bmp", "f.GIF", "g.tif", "h.TIFF",
@@ -48,7 +53,7 @@ def test_folder_walk_is_recursive_sorted_case_insensitive_and_finds_videos(tmp_p
     assert kinds["sub/clip.MP4"] == "video" and kinds["sub/p.webm"] == "video"
     assert kinds["a.jpeg"] == "file"
     assert all(i.key == r for i, r in zip(items, rel, strict=True))
-    assert DirectorySource(root).count() == len(names)
+    assert DirectorySource(root).count() == len(names) + len(documents)
 
 
 def test_broken_symlinks_and_fifos_are_listed_to_be_rejected(tmp_path: Path) -> None:
@@ -171,7 +176,7 @@ def test_tsv_and_jsonl_with_bad_lines(tmp_path: Path) -> None:
     ("name", "content", "problem"),
     [
         ("empty.csv", b"", "empty"),
-        ("cols.csv", b"file,label\na.jpg,dog\n", "neither a 'path' nor a 'url' column"),
+        ("cols.csv", b"file,label\na.jpg,dog\n", "no 'path', 'url' or 'text' column"),
         ("junk.parquet", b"this is not parquet", "cannot read manifest"),
         ("junk.jsonl", b"nope\nstill nope\n", "no line is a JSON object"),
     ],

@@ -80,7 +80,7 @@ def library(tmp_path: Path) -> Path:
     _save(root / "phone" / "still.avif", _pil(4, 40, 50))
     pages = [_pil(5, 70, 90), _pil(6, 30, 30), _pil(7, 50, 20)]
     _save(root / "scans" / "book.tif", pages[0], save_all=True, append_images=pages[1:])
-    for name in ("notes.txt", "layers.psd", "more.psd", "README"):
+    for name in ("notes.docx", "layers.psd", "more.psd", "README"):
         (root / name).write_bytes(b"not an image")
     return root
 
@@ -135,7 +135,7 @@ def test_folder_ingest_stores_photo_fields_filterable_by_cli_and_api(
     summary = json.loads(capsys.readouterr().out)
     assert (summary["ingested"], summary["rejected"]) == (5, 0)
     assert summary["skipped"] == 4
-    assert summary["skipped_by_type"] == {"(no extension)": 1, ".psd": 2, ".txt": 1}
+    assert summary["skipped_by_type"] == {"(no extension)": 1, ".docx": 1, ".psd": 2}
 
     with open_store(settings.uri, settings.collection) as store:
         by_name = {r.metadata["name"]: r.metadata for r in stored_records(store)}
@@ -185,17 +185,17 @@ def test_summary_names_skipped_types_and_an_empty_folder(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     files = make_image_files(2)
-    (files[0].parent / "a.txt").write_text("x")
+    (files[0].parent / "a.docx").write_text("x")
     (files[0].parent / "b.psd").write_bytes(b"8BPS")
     assert main(["ingest", str(files[0].parent), *cli_flags]) == 0
     out = capsys.readouterr().out
     assert "ingested 2," in out
-    assert "2 skipped: .psd, .txt (not an image or video type mmrag ingests)" in out
+    assert "2 skipped: .docx, .psd (not an image, video or text type mmrag ingests)" in out
     assert "nothing to ingest" not in out
 
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["ingest", str(empty), *cli_flags]) == 0
     out = capsys.readouterr().out
-    assert f"nothing to ingest: {empty} has no image or video files" in out
+    assert f"nothing to ingest: {empty} has no image, video or text files" in out
     assert ".heic" in out and "skipped:" not in out
