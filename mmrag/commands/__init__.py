@@ -11,6 +11,7 @@ from mmrag.commands import (
     bench,
     collections,
     demo,
+    duplicates,
     ingest,
     migrate,
     models,
@@ -23,5 +24,5 @@ from mmrag.commands import eval as eval_command
 
 COMMANDS: tuple[ModuleType, ...] = (
     ingest, search, ask, serve, collections, stats, models, demo, eval_command, migrate,
-    reindex, bench,
+    reindex, bench, duplicates,
 )

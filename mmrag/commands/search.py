@@ -12,6 +12,8 @@ from retrieval.errors import ConfigError
 from retrieval.limits import MAX_TOPK
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from retrieval.config import Settings
     from retrieval.stores.base import VectorStore
     from retrieval.types import Hit
@@ -23,7 +25,11 @@ FILTER_HELP = 'structured filter as JSON, as in the API: \'{"label": "dog"}\''
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Register the subcommand."""
     p = sub.add_parser("search", parents=[common], help="text-to-image or image-to-image search")
-    p.add_argument("query", nargs="?", help="text query")
+    p.add_argument(
+        "query", nargs="?",
+        help='text query, or a composed one: \'"beach" + 2*"sunset" - "people"\', @ID (a stored '
+        "item), img:PATH (an image file)",
+    )
     p.add_argument("--image", type=Path, help="query image file instead of text")
     p.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
     p.add_argument("--offset", type=int, default=0, help="skip this many hits (paging)")
@@ -72,9 +78,25 @@ def hit_dict(hit: Hit) -> dict[str, Any]:
     }
 
 
+def read_query_image(path: str) -> np.ndarray:
+    """An image file of a composed query (img:PATH) as RGB, or a ConfigError saying why not."""
+    from retrieval.errors import ImageDecodeError
+    from retrieval.imaging import decode_image
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read img:{path}: {exc.strerror}; check the path") from exc
+    try:
+        return decode_image(data)
+    except ImageDecodeError as exc:
+        raise ConfigError(f"img:{path} is not an image this tool can read: {exc}") from exc
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Embed the query with the collection's model and print hits."""
     from retrieval.components import build_components
+    from retrieval.compose import compose_vector, is_composed, parse_composition
     from retrieval.follow_model import check_query_model, query_embedder
     from retrieval.imaging import decode_image
     from retrieval.search import Searcher, SearchRequest, check_page
@@ -106,6 +128,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             except OSError as exc:
                 raise ConfigError(f"cannot read {str(args.image)!r}: {exc.strerror}") from exc
             hits = searcher.search_image(decode_image(data), request)
+        elif is_composed(args.query):  # '"beach" + "sunset" - "people"', @ID, img:PATH
+            terms = parse_composition(args.query)
+            vector = compose_vector(terms, searcher.embedder, searcher.store, read_query_image)
+            hits = searcher.search_vector(vector, request)
         else:
             hits = searcher.search_text(args.query, request)
     finally:

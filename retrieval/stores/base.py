@@ -102,6 +102,18 @@ class VectorStore(ABC):
         """Top-k hits per query vector by inner product; expr is an already-safe Milvus filter."""
 
     @abstractmethod
+    def range_search(
+        self,
+        vectors: np.ndarray,
+        radius: float,
+        *,
+        limit: int = 100,
+        expr: str | None = None,
+    ) -> list[list[Hit]]:
+        """Per query vector, up to ``limit`` hits scoring above ``radius`` (inner product), best
+        first: Milvus range search (near-duplicates); expr is an already-safe Milvus filter."""
+
+    @abstractmethod
     def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record]:
         """Stored records for these ids (missing ids are skipped)."""
 

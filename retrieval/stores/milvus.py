@@ -63,6 +63,8 @@ from retrieval.stores.milvus_schema import (
 from retrieval.types import CollectionInfo, Hit, Record
 
 __all__ = ["CONSISTENCY_LEVELS", "MilvusStore", "Target"]
+# range search's upper bound: unit vectors score at most 1 (plus float rounding)
+RANGE_CEILING = 1.0 + 1e-3
 
 
 
@@ -460,6 +462,45 @@ class MilvusStore(VectorStore):
                 **extra,
             )
         return list(rows)
+
+    def range_search(
+        self,
+        vectors: np.ndarray,
+        radius: float,
+        *,
+        limit: int = 100,
+        expr: str | None = None,
+    ) -> list[list[Hit]]:
+        """Per query vector, up to ``limit`` hits scoring above ``radius``, best first (Milvus
+        range search: ``radius`` < IP <= ``range_filter``, just above 1 for unit vectors)."""
+        if not 1 <= limit <= MAX_TOPK:
+            raise ConfigError(f"limit must be within 1..{MAX_TOPK}, got {limit}")
+        if not -1.0 <= radius < 1.0:
+            raise ConfigError(f"radius must be within -1..1 (exclusive of 1), got {radius}")
+        meta = self._meta(max_age=None if self._pinned else self.backend.meta_max_age_s)
+        queries = query_matrix(vectors, meta.dim, meta.model_id, self.collection)
+        search = search_params(meta.index_type, limit, self.hnsw_ef, self.ivf_nprobe)
+        params = {
+            "metric_type": METRIC,
+            "params": {**search, "radius": float(radius), "range_filter": RANGE_CEILING},
+        }
+        hits: list[list[Hit]] = []
+        for start in range(0, queries.shape[0], QUERIES_PER_CALL):
+            chunk = queries[start : start + QUERIES_PER_CALL]
+            with self._call("search") as client:
+                result = client.search(
+                    self._target,
+                    data=chunk.tolist(),
+                    limit=limit,
+                    filter=expr or "",
+                    output_fields=list(FIELDS),
+                    search_params=params,
+                    anns_field="vector",
+                    timeout=self._timeout,
+                    consistency_level=self._consistency,
+                )
+            hits.extend([to_hit(found) for found in per_query] for per_query in result)
+        return hits
 
     def search(
         self,

@@ -22,7 +22,7 @@ class OfflineStore(VectorStore):
         raise StoreUnavailableError(self.message)
 
     ensure_collection = exists = info = upsert = flush = existing_ids = _down
-    search = get = delete = count = drop = list_collections = _down
+    search = range_search = get = delete = count = drop = list_collections = _down
     wait_until_indexed = describe_target = model_spec = resolve = refresh = _down
     set_alias = describe_alias = drop_alias = list_aliases = rename = _down
 

@@ -88,6 +88,7 @@ class PendingLiteStore(VectorStore):
     flush = _forwarded("flush")
     existing_ids = _forwarded("existing_ids")
     search = _forwarded("search")
+    range_search = _forwarded("range_search")
     get = _forwarded("get")
     iterate = _forwarded("iterate")
     delete = _forwarded("delete")

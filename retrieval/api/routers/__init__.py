@@ -9,6 +9,8 @@ from fastapi import APIRouter
 from retrieval.api.routers import (
     chat,
     collections,
+    compose,
+    duplicates,
     health,
     items,
     metrics,
@@ -20,6 +22,8 @@ from retrieval.api.routers import (
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     search.router,
+    compose.router,
+    duplicates.router,
     items.router,
     collections.router,
     metrics.router,
