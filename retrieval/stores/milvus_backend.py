@@ -42,6 +42,9 @@ META_TTL_S = 2.0  # an unpinned server store re-reads its collection (an alias m
 _lite_lock = threading.Lock()
 _lite_users: dict[str, int] = {}  # Lite files this process serves -> stores using each
 _lite_borrowed: set[str] = set()  # Lite servers the user's own pymilvus client started
+# Per file: a store's start (or share) of its Lite server and the last store's stop of it
+# happen one at a time, so an opener is never handed a server that is being stopped.
+_lite_lifecycles: dict[str, threading.RLock] = {}
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,11 @@ class LiteBackend(MilvusBackend):
         timeout = lite_start_timeout_s()  # not the server's connect timeout: a loaded machine
         # starts Lite slowly, and a file another process owns fails at once anyway
         lite_lock.hold(self.db)  # mmrag's own OS lock, taken before Milvus Lite starts
+        with _lite_lifecycle(self.address):
+            return self._start_or_share(token, timeout)
+
+    def _start_or_share(self, token: str | None, timeout: float) -> MilvusClient:
+        """Count this store as a user of the file's Lite server, starting it if none runs."""
         with _lite_lock:  # counted before connecting, so a closing store cannot stop it
             starting = self.address not in _lite_users
             _lite_users[self.address] = _lite_users.get(self.address, 0) + 1
@@ -229,9 +237,21 @@ def _note_borrowed_lite(path: str) -> None:
             _lite_borrowed.discard(path)
 
 
+def _lite_lifecycle(path: str) -> threading.RLock:
+    """The lock under which this process starts and stops the Lite server of ``path``."""
+    with _lite_lock:
+        return _lite_lifecycles.setdefault(path, threading.RLock())
+
+
 def _release_lite(path: str, *, stop: bool) -> None:
     """Drop one user of a Milvus Lite file; stop its process when none is left (unless the
     process was borrowed from the user's own client)."""
+    with _lite_lifecycle(path):
+        _drop_user(path, stop=stop)
+
+
+def _drop_user(path: str, *, stop: bool) -> None:
+    """``_release_lite`` under the file's lifecycle lock."""
     from milvus_lite.server_manager import server_manager_instance
 
     with _lite_lock:
