@@ -109,6 +109,22 @@ def read_image_size(data: bytes, *, max_pixels: int | None = None) -> tuple[int,
         header.close()
 
 
+def plain_jpeg(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int] | None:
+    """(EXIF orientation 1-8, pixel count) of an RGB or grayscale JPEG, read from its header, or
+    None for any other image (CMYK JPEGs included); refuses what ``decode_image`` refuses
+    unread, with the same ImageDecodeError. GPU decoders take these JPEGs, the rest goes to
+    ``decode_image``.
+    """
+    header = _open_header(data, max_pixels)
+    try:
+        if header.format != "JPEG" or header.mode not in ("RGB", "L") or _has_alpha(header):
+            return None
+        width, height = header.size
+        return _orientation(header), width * height
+    finally:
+        header.close()
+
+
 def _open_header(data: bytes, max_pixels: int | None) -> Image.Image:
     """Open the image lazily (header only) and enforce the pixel cap."""
     if not data:

@@ -81,20 +81,23 @@ class OpenClipEmbedder(Embedder):
         return preprocess_image(rgb, self.preprocess_config)
 
     def embed_batch(self, batch: Sequence[Any], modality: Modality) -> np.ndarray:
-        """Embed strings (TEXT) or prepared float32 CHW arrays (IMAGE); raw features out."""
+        """Embed strings (TEXT) or prepared float32 CHW arrays or tensors (IMAGE); raw features."""
         if modality is Modality.TEXT:
             inputs = self.tokenizer([str(text) for text in batch])
             return self._run(self._encode_text, inputs)
         try:
-            stacked = np.stack(batch).astype(np.float32, copy=False)
-        except ValueError as exc:
+            if any(isinstance(x, torch.Tensor) for x in batch):  # prepared on the device
+                stacked = torch.stack([torch.as_tensor(x).to(self.device) for x in batch])
+            else:
+                stacked = torch.from_numpy(np.stack(batch).astype(np.float32, copy=False))
+        except (ValueError, RuntimeError) as exc:
             raise EmbeddingError(f"prepared images differ in shape: {exc}") from exc
-        if stacked.shape[1:] != self.preprocess_config.input_shape:
+        if tuple(stacked.shape[1:]) != self.preprocess_config.input_shape:
             raise EmbeddingError(
                 f"{self.model_id} expects prepared images of shape "
-                f"{self.preprocess_config.input_shape}, got {stacked.shape[1:]}"
+                f"{self.preprocess_config.input_shape}, got {tuple(stacked.shape[1:])}"
             )
-        return self._run(self.model.encode_image, torch.from_numpy(stacked), self.input_dtype)
+        return self._run(self.model.encode_image, stacked, self.input_dtype)
 
     def _run(
         self, encode: Any, inputs: torch.Tensor, dtype: torch.dtype | None = None

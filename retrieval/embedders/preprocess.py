@@ -96,23 +96,29 @@ def preprocess_image(rgb: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
 
 def resize_and_crop(rgb: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """Resize and crop/pad HxWx3 uint8 to cfg.size exactly as open_clip's PIL transform does."""
-    height, width = rgb.shape[:2]
+    size, interpolation, fill = resize_plan(rgb.shape[0], rgb.shape[1], cfg)
+    resized = _resize(rgb, size, interpolation, cfg.reducing_gap)
+    if cfg.resize_mode == "squash":
+        return resized
+    return _center_crop_or_pad(resized, cfg.size, fill)
+
+
+def resize_plan(height: int, width: int, cfg: PreprocessConfig) -> tuple[tuple[int, int], str, int]:
+    """(height, width) an image of this size is resized to, the filter, and the padding value
+    of the center crop that follows (the GPU path, ``gpu_decode.py``, follows the same plan)."""
     target_h, target_w = cfg.size
     if cfg.resize_mode == "squash":
-        return _resize(rgb, (target_h, target_w), cfg.interpolation, cfg.reducing_gap)
+        return (target_h, target_w), cfg.interpolation, 0
     if cfg.resize_mode == "longest":
-        resized = _resize(rgb, _keep_ratio_size(height, width, cfg.size, longest=True),
-                          cfg.interpolation, cfg.reducing_gap)
-        return _center_crop_or_pad(resized, cfg.size, cfg.fill_color)
+        size = _keep_ratio_size(height, width, cfg.size, longest=True)
+        return size, cfg.interpolation, cfg.fill_color
     if target_h == target_w:  # torchvision Resize(int): short side to size, long side truncated
         short, long = min(height, width), max(height, width)
         new_long = int(target_h * long / short)
         new_size = (target_h, new_long) if height <= width else (new_long, target_h)
-        resized = _resize(rgb, new_size, cfg.interpolation, cfg.reducing_gap)
-    else:  # open_clip's ResizeKeepRatio(size), always bicubic
-        new_size = _keep_ratio_size(height, width, cfg.size, longest=False)
-        resized = _resize(rgb, new_size, "bicubic", cfg.reducing_gap)
-    return _center_crop_or_pad(resized, cfg.size, 0)
+        return new_size, cfg.interpolation, 0
+    # open_clip's ResizeKeepRatio(size), always bicubic
+    return _keep_ratio_size(height, width, cfg.size, longest=False), "bicubic", 0
 
 
 def normalize(rgb: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -165,17 +171,27 @@ def _keep_ratio_size(
 
 def _center_crop_or_pad(rgb: np.ndarray, size: tuple[int, int], fill: int) -> np.ndarray:
     """torchvision's center crop, padding with ``fill`` first where the image is smaller."""
-    crop_h, crop_w = size
     height, width = rgb.shape[:2]
-    if crop_h > height or crop_w > width:
-        pad_top = (crop_h - height) // 2 if crop_h > height else 0
-        pad_left = (crop_w - width) // 2 if crop_w > width else 0
-        padded = np.full((max(height, crop_h), max(width, crop_w), 3), fill, dtype=np.uint8)
+    (pad_top, pad_left, padded_h, padded_w), (top, left) = crop_box(height, width, size)
+    if (padded_h, padded_w) != (height, width):
+        padded = np.full((padded_h, padded_w, 3), fill, dtype=np.uint8)
         padded[pad_top : pad_top + height, pad_left : pad_left + width] = rgb
-        rgb, height, width = padded, padded.shape[0], padded.shape[1]
-    top = round((height - crop_h) / 2.0)
-    left = round((width - crop_w) / 2.0)
-    return rgb[top : top + crop_h, left : left + crop_w]
+        rgb = padded
+    return rgb[top : top + size[0], left : left + size[1]]
+
+
+def crop_box(
+    height: int, width: int, size: tuple[int, int]
+) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
+    """torchvision's center crop of an image to ``size``: the padding first, where the image is
+    smaller ((top, left) offsets and the padded height and width), then the crop's (top, left)."""
+    crop_h, crop_w = size
+    pad_top = (crop_h - height) // 2 if crop_h > height else 0
+    pad_left = (crop_w - width) // 2 if crop_w > width else 0
+    padded_h, padded_w = max(height, crop_h), max(width, crop_w)
+    top = round((padded_h - crop_h) / 2.0)
+    left = round((padded_w - crop_w) / 2.0)
+    return (pad_top, pad_left, padded_h, padded_w), (top, left)
 
 
 def _pair(size: int | Sequence[int]) -> tuple[int, int]:
