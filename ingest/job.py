@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -78,6 +79,31 @@ class IngestOptions:
     video_every_s: float = 2.0
     fetch: FetchOptions = field(default_factory=FetchOptions)
     rejects_kept: int = 1000
+
+
+def _no_turns(step: str) -> AbstractContextManager[object]:
+    """The default turn: none (a CLI job has the machine to itself)."""
+    return nullcontext()
+
+
+def _never() -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class JobHooks:
+    """What a caller running the job beside other work (the API server) plugs into it.
+
+    ``stop`` is asked between batches: once true, no new item is taken and works not yet
+    embedded are dropped uncounted; what was written stays (a rerun finishes the rest).
+    ``turn(step)`` is held around each model call (``"model"``) and each store write
+    (``"write"``), so the caller can make them take turns with its own work. ``fetcher``
+    replaces the job's URL fetcher (the API's fetches through its SSRF guard).
+    """
+
+    stop: Callable[[], bool] = _never
+    turn: Callable[[str], AbstractContextManager[object]] = _no_turns
+    fetcher: Fetcher | None = None
 
 
 @dataclass(frozen=True)
@@ -250,9 +276,16 @@ def run_ingest(
     options: IngestOptions | None = None,
     progress: ProgressSink | None = None,
     rejects: RejectsFile | None = None,
+    hooks: JobHooks | None = None,
+    summary: IngestSummary | None = None,
 ) -> IngestSummary:
-    """Ingest items into the configured collection; rerunning adds nothing already stored."""
+    """Ingest items into the configured collection; rerunning adds nothing already stored.
+
+    ``summary``, when given, is filled in place (a caller may read its counts while the job
+    runs); ``hooks`` let a server stop the job between batches and share its cores.
+    """
     opts = options or IngestOptions()
+    hooks = hooks or JobHooks()
     embedder = components.embedder
     store = components.store
     # recorded so readers can load the model from the collection alone; they follow it only
@@ -260,9 +293,10 @@ def run_ingest(
     model = EmbeddingModel.of(embedder, spec_from_settings(components.settings))
     ensure_collection_for(store, model)
     guard = WriteGuard.for_store(store)
-    summary = IngestSummary(rejects_file=str(rejects.path) if rejects is not None else None)
+    summary = summary if summary is not None else IngestSummary()
+    summary.rejects_file = str(rejects.path) if rejects is not None else None
     tally = _Tally(summary, progress, rejects, opts.rejects_kept)
-    fetcher = Fetcher(opts.fetch, connections=opts.fetch_workers)
+    fetcher = hooks.fetcher or Fetcher(opts.fetch, connections=opts.fetch_workers)
     started = time.perf_counter()
 
     def planned(n: int) -> None:
@@ -286,8 +320,12 @@ def run_ingest(
             work, embedder.prepare_image, opts.max_pixels, embedder.decode_min_side
         )
 
+    def route(work: Work) -> bool:
+        return not hooks.stop() and tally.route(work)  # stopped: dropped before the model
+
     def embed(batch: list[Work]) -> list[np.ndarray]:
-        return list(embedder.embed_prepared([work.prepared for work in batch]))
+        with hooks.turn("model"):
+            return list(embedder.embed_prepared([work.prepared for work in batch]))
 
     def upsert(batch: list[Work], vectors: list[np.ndarray]) -> list[int]:
         with guard:
@@ -298,7 +336,8 @@ def run_ingest(
                              metadata=w.fields)
                 for w, v in fresh
             ]
-            refused = write_rows(store, records, new=True)
+            with hooks.turn("write"):
+                refused = write_rows(store, records, new=True)
         for index, reason in refused.items():
             tally.reject(fresh[index][0].source, reason, "store", advance=True)
         tally.duplicates(len(batch) - len(fresh))
@@ -319,14 +358,14 @@ def run_ingest(
         .map("work", "work", check,
              config={"batch_size": opts.dedup_batch_size, "queue_size": queue})
         .map("work", "work", decode, config={"workers": opts.workers, "queue_size": queue})
-        .filter("work", "work", "work", tally.route, config={"queue_size": queue})
+        .filter("work", "work", "work", route, config={"queue_size": queue})
         .map("work", "vector", embed,
              config={"batch_size": opts.batch_size, "queue_size": 2 * opts.insert_batch_size})
         .map(("work", "vector"), "n", upsert, config={"batch_size": opts.insert_batch_size})
         .output("n")
     )
     try:
-        for _ in job.stream(without_skipped(items, summary)):
+        for _ in job.stream(without_skipped(until_stopped(items, hooks.stop), summary)):
             pass
     except PipelineError as exc:
         cause = exc.__cause__
@@ -339,6 +378,14 @@ def run_ingest(
     store.flush()
     summary.elapsed_s = time.perf_counter() - started
     return summary
+
+
+def until_stopped(items: Iterable[SourceItem], stop: Callable[[], bool]) -> Iterator[SourceItem]:
+    """The items, until ``stop()`` says the job was stopped."""
+    for item in items:
+        if stop():
+            return
+        yield item
 
 
 def without_skipped(items: Iterable[SourceItem], summary: IngestSummary) -> Iterator[SourceItem]:

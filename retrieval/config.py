@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
@@ -82,11 +84,38 @@ class Settings(BaseSettings):
     # Search API: image-by-URL queries refuse loopback/private/link-local hosts unless allowed.
     allow_private_urls: bool = Field(False, description="let /search/image fetch private hosts")
 
+    # API ingest (POST /ingest): server paths only under these roots; uploads kept, jobs capped.
+    ingest_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="API: server folders whose files and manifests "
+        "POST /ingest may read (a JSON list, or paths separated by ':'); none by default"
+    )
+    ingest_queue: int = Field(8, ge=1, description="API: ingest jobs waiting to run before 429")
+    ingest_max_files: int = Field(10_000, ge=1, description="API: files in one upload request")
+    ingest_request_mb: int = Field(
+        2048, ge=1, description="API: largest POST /ingest upload request (MB; each file is "
+        "capped by MMRAG_MAX_UPLOAD_BYTES)"
+    )
+    upload_dir: Path | None = Field(
+        None, description="API: where uploaded images are kept (default: <db>.uploads next to "
+        "a Lite file, else ./mmrag-uploads)"
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower_log_level(cls, value: object) -> object:
         """MMRAG_LOG_LEVEL=INFO is info; an empty value is unset."""
         return (value.strip().lower() or None) if isinstance(value, str) else value
+
+    @field_validator("ingest_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        """MMRAG_INGEST_ROOTS as a JSON list or as paths joined by the path separator."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part for part in text.split(os.pathsep) if part.strip()]
 
     def pretrained_tag(self) -> str | None:
         """The pretrained tag, or None when unset or blank."""

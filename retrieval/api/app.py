@@ -80,13 +80,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     # Added innermost first: metrics -> CORS -> API key -> body cap -> routes.
     body_cap = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
-    app.add_middleware(BodyLimitMiddleware, max_bytes=body_cap)
+    ingest_cap = settings.ingest_request_mb * 2**20  # many files in one upload
+    app.add_middleware(BodyLimitMiddleware, max_bytes=body_cap, larger={"/ingest": ingest_cap})
     app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
             max_age=600,
         )

@@ -121,21 +121,27 @@ class PayloadTooLarge(HTTPException):
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over ``max_bytes``: by Content-Length up front, else while streaming."""
+    """Refuse bodies over ``max_bytes``: by Content-Length up front, else while streaming.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    ``larger`` gives some paths their own cap (``POST /ingest`` takes many files at once)."""
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, larger: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        cap = self.larger.get(_route_path(scope), self.max_bytes)
         declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
+        if declared.isdigit() and int(declared) > cap:
             await send_json_error(
                 send, 413, "payload_too_large",
-                f"request body of {declared} bytes is over the cap of {self.max_bytes}",
+                f"request body of {declared} bytes is over the cap of {cap}",
                 headers=[("connection", "close")], scope=scope,
             )
             return
@@ -147,8 +153,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise PayloadTooLarge(self.max_bytes)
+                if received > cap:
+                    raise PayloadTooLarge(cap)
             return message
 
         async def tracking_send(message: Message) -> None:

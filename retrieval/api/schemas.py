@@ -134,6 +134,89 @@ class StatsResponse(BaseModel):
     query_cache: CacheStats
 
 
+MAX_INGEST_URLS = 10_000
+MAX_INGEST_PATHS = 100
+INGEST_JOB_PATTERN = r"^[0-9a-f]{16}$"
+
+
+class IngestJsonRequest(BaseModel):
+    """An ingest job of image URLs and server paths (folders, manifests, files under
+    ``MMRAG_INGEST_ROOTS``); files are uploaded as multipart instead."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    urls: list[str] = Field(
+        default_factory=list, max_length=MAX_INGEST_URLS,
+        description="http(s) image URLs on public hosts (each fetched through the SSRF guard)",
+    )
+    paths: list[str] = Field(
+        default_factory=list, max_length=MAX_INGEST_PATHS,
+        description="absolute server paths under MMRAG_INGEST_ROOTS: folders (recursive), "
+        "manifests (.csv .tsv .parquet .jsonl) or image/video files",
+    )
+    collection: str | None = Field(
+        None, pattern=COLLECTION_PATTERN,
+        description="collection to write (default: the server's MMRAG_COLLECTION)",
+    )
+
+
+class IngestSourcesOut(BaseModel):
+    """What a job was asked to ingest."""
+
+    uploads: int
+    urls: int
+    paths: list[str]
+
+
+class IngestProgressOut(BaseModel):
+    """Items finished, of how many (null until a folder has been counted)."""
+
+    done: int
+    total: int | None
+
+
+class IngestCountsOut(BaseModel):
+    """Outcomes so far: new rows, items already stored, rejects, files skipped by type."""
+
+    ingested: int
+    duplicates: int
+    rejected: int
+    skipped: int
+
+
+class IngestRejectOut(BaseModel):
+    """An item the job could not ingest, and why."""
+
+    source: str = Field(description="the uploaded file's name, the URL, or the server path")
+    reason: str
+    stage: str = Field(description="read, fetch, decode, manifest, conflict, video or store")
+
+
+class IngestJobOut(BaseModel):
+    """An ingest job: its state, progress, counts and rejects."""
+
+    id: str
+    collection: str
+    state: str = Field(description="queued, running, done, failed or cancelled")
+    cancel_requested: bool
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    sources: IngestSourcesOut
+    progress: IngestProgressOut
+    counts: IngestCountsOut
+    skipped_by_type: dict[str, int]
+    rejects: list[IngestRejectOut] = Field(description="the first 1000 rejects")
+    error: str | None = Field(description="why a failed job stopped")
+    message: str = Field(description="one sentence on where the job stands")
+
+
+class IngestJobsResponse(BaseModel):
+    """Recent ingest jobs, newest first."""
+
+    jobs: list[IngestJobOut]
+
+
 class HealthResponse(BaseModel):
     """The process is up."""
 
@@ -169,12 +252,14 @@ MIDDLEWARE_STATUSES = (401, 413)
 _DESCRIPTIONS = {
     400: "the request body cannot be parsed",
     401: "missing or wrong API key (when MMRAG_API_KEY is set)",
-    404: "unknown collection or item",
+    403: "the server path is not under MMRAG_INGEST_ROOTS (or none are set)",
+    404: "unknown collection, item, ingest job or server path",
     409: "the collection was built with another model",
     410: "the item's source is gone",
     413: "the request body or image is over the size cap",
     415: "not a supported image, or not multipart/JSON",
     422: "invalid input",
+    429: "too many ingest jobs are waiting (retry after the Retry-After header)",
     502: "the upstream service failed",
     503: "not ready, Milvus unavailable, or busy (retry after the Retry-After header)",
 }

@@ -6,7 +6,7 @@ through ``SearchRunner`` (micro-batched, checked, retried), decoding and file re
 pool (decoding within ``PixelBudget``, a budget of decoded-pixel bytes). Model calls take turns
 in one ``CpuLane``, and so do searches when the store runs on the same machine (Milvus Lite, a
 loopback server). ``ModelFollower`` follows a reindexed name; ``FieldCatalogue`` samples the
-fields filters may name.
+fields filters may name; ``IngestJobs`` runs ``POST /ingest``'s jobs on worker threads.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from retrieval.api.field_catalogue import FieldCatalogue
 from retrieval.api.follow import ModelFollower
 from retrieval.api.images import ThumbnailCache, default_thumbnail_dir
+from retrieval.api.ingest.jobs import IngestJobs
 from retrieval.api.lane import CpuLane, searches_share_lane
 from retrieval.api.metrics import ApiMetrics
 from retrieval.api.pixel_budget import PixelBudget
@@ -57,6 +58,7 @@ class Service:
             default_thumbnail_dir(settings.uri, settings.thumbnail_dir)
         )
         self.pixels = PixelBudget(settings.decode_budget_mb * 2**20, settings.decode_wait_s)
+        self.ingests = IngestJobs(settings, self.stores, self.models, self.lane, shared)
 
     @classmethod
     def open(cls, settings: Settings, metrics: ApiMetrics) -> Service:
@@ -73,9 +75,12 @@ class Service:
         """Start loading the model and following the collection (call from the event loop)."""
         self.models.start()
         self.follower.start()
+        self.ingests.start()
 
     async def close(self) -> None:
-        """Finish running batches, stop the threads and release the stores."""
+        """Stop ingest jobs between batches, finish running batches, stop the threads and
+        release the stores."""
+        await self.ingests.close()
         self.follower.stop()
         await self.models.close()
         await self.searches.close()
