@@ -21,6 +21,7 @@ def run_bench(
     sections: tuple[str, ...] = ("startup", "text", "ingest", "search", "store"),
     log: Callable[[str], None] = print,
     store_python: str | None = None,
+    peer_tools: tuple[str, ...] | None = None,
 ) -> Report:
     """Run the sections in order and return the table."""
     from mmrag.bench import sections as sec
@@ -36,7 +37,13 @@ def run_bench(
         work = Path(tmp)
         if "startup" in sections:
             report.rows += sec.startup_section(log)
-        for model in sizes.models:
+        if "peers" in sections:
+            rows, data = sec.peers_section(sizes.models[0], sizes, work, log,
+                                           peer_tools or sec.PEER_TOOLS)
+            report.rows += rows
+            report.extra["peers"] = data
+        in_process = {"text", "ingest", "search"}.intersection(sections)
+        for model in sizes.models if in_process else []:
             text = sec.text_section(model, sizes, log)
             report.extra.setdefault("text", {})[model] = text.figures
             if "text" in sections:

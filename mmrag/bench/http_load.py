@@ -67,7 +67,8 @@ class Served:
 
 
 def serve_and_load(
-    model: str, db: Path, sizes: Sizes, *, one_client: bool = True, env_extra: dict | None = None
+    model: str, db: Path | str, sizes: Sizes, *, one_client: bool = True,
+    env_extra: dict | None = None,
 ) -> Served:
     """Start ``mmrag serve`` on ``db``; time 1-client queries, then N concurrent clients."""
     port = _free_port()
@@ -99,7 +100,7 @@ def serve_and_load(
     return Served(np.array(one) * 1e3, np.array(took), qps, many_ms, rss.mib)
 
 
-def _server_env(model: str, db: Path, sizes: Sizes, extra: dict[str, str]) -> dict[str, str]:
+def _server_env(model: str, db: Path | str, sizes: Sizes, extra: dict[str, str]) -> dict[str, str]:
     """The server's environment: this one, serving collection "bench" of ``db`` with
     ``model``'s random checkpoint on CPU, at the bench's threads and precision."""
     env = {

@@ -1,10 +1,14 @@
 """Search section: HTTP /search latency and N-client QPS against text encode + one store search
-in process; then N clients over clustered vectors with IVF_FLAT, and that index's recall."""
+in process, on Milvus Lite and on the embedded Milvus server with HNSW (the store in processes
+of its own) with that index's recall; then N clients over clustered vectors with IVF_FLAT on
+Lite, and that index's recall."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,8 @@ def search_section(
     ]
     bare_ms = np.array(bare) * 1e3
     batched_qps = batched_ceiling(store, embedder, sizes)
+    lite_found = [[int(h.id[1:]) for h in hits] for hits in store.search(held_out(embedder.dim,
+                                                                                   sizes), k=10)]
     store.close()
     run = serve_and_load(model, db, sizes)
     log(
@@ -74,9 +80,90 @@ def search_section(
             "MiB",
         ),
     ]
+    if sizes.server_search:
+        rows += server_search_rows(model, embedder, text_batch_per_s, sizes, work, log,
+                                   LiteFigures(run, lite_found))
     if sizes.ann_vectors:
         rows += ann_search_rows(model, embedder, text_batch_per_s, sizes, work, log)
     return rows
+
+
+@dataclass(frozen=True)
+class LiteFigures:
+    """What the Lite run measured, shown beside the server's rows."""
+
+    run: Served
+    found: list[list[int]]  # Lite's top-10 row numbers for ``held_out`` queries
+
+
+def held_out(dim: int, sizes: Sizes) -> np.ndarray:
+    """Query vectors drawn like the search rows' vectors (uniform), never database rows."""
+    from mmrag.bench.store import unit_vectors
+
+    return unit_vectors(sizes.store_queries, dim, seed=6)
+
+
+def server_search_rows(
+    model: str, embedder: Any, ceiling: float, sizes: Sizes, work: Path,
+    log: Callable[[str], None], lite: LiteFigures | None = None,
+    server: Callable[[Path], AbstractContextManager[str]] | None = None,
+) -> list[Row]:
+    """The 1- and N-client rows again with the store in the embedded Milvus server (HNSW, the
+    server default), and HNSW's recall@10 against exact search, beside Lite's figures; skipped
+    with the reason when the server cannot run here. ``server(work)`` yields the server's URI
+    (default: start the embedded standalone and stop it after)."""
+    from mmrag.bench.embedded_milvus import ServerUnavailable, embedded_milvus
+    from mmrag.bench.store import exact_top_k, recall_at_k, unit_vectors
+    from retrieval.stores import open_store
+
+    vectors = unit_vectors(sizes.vectors, embedder.dim, seed=5)  # the Lite rows' vectors
+    queries = held_out(embedder.dim, sizes)
+    truth, _ = exact_top_k(vectors, queries, 10)
+    try:
+        with (server or embedded_milvus)(work) as uri:
+            fill_search_db(uri, model, embedder, vectors, index_type="HNSW")
+            del vectors
+            store = open_store(uri, "bench")
+            indexed = store.wait_until_indexed(timeout=600.0)
+            index = store.info().index_type
+            found = [[int(h.id[1:]) for h in hits] for hits in store.search(queries, k=10)]
+            for text in warm_texts(seed=3):
+                store.search(embedder.embed_texts([text]), k=10)
+            bare_ms = np.array([
+                seconds(functools.partial(_encode_and_search, store, embedder, [query]))
+                for query in unique_queries(sizes.queries, seed=21)
+            ]) * 1e3
+            batched_qps = batched_ceiling(store, embedder, sizes)
+            store.close()
+            run = serve_and_load(model, uri, sizes)
+    except ServerUnavailable as exc:
+        log(f"search {model} on the embedded Milvus server: skipped: {exc}")
+        return [Row("search", "embedded Milvus server search rows: skipped", None, "",
+                    note=str(exc).splitlines()[0])]
+    recall = recall_at_k(found, truth)
+    lite_p50 = f"{np.median(lite.run.one_ms):.0f} ms" if lite else "-"
+    lite_qps = f"{lite.run.qps:.0f} q/s" if lite else "-"
+    lite_recall = f"{recall_at_k(lite.found, truth):.3f}" if lite else "-"
+    log(f"search {model} server {index}: http1 {percentiles(run.one_ms)}, {sizes.clients} "
+        f"clients {run.qps:.1f} qps, recall@10 {recall:.3f} (Lite {lite_recall})")
+    n = size_label(sizes.vectors)
+    where = f"{n} vectors, Milvus server {index}"
+    waited = "" if indexed else "; the index wait timed out (some rows searched unindexed)"
+    return [
+        Row("search", f"{model} HTTP /search p50, 1 client, {where}",
+            float(np.median(run.one_ms)), "ms", float(np.median(bare_ms)),
+            "text encode + store.search in process", "<= 1.3",
+            f"p50/p95/p99 {percentiles(run.one_ms)} ms; server took_ms p50 "
+            f"{np.median(run.took_ms):.0f}; Lite beside it p50 {lite_p50}{waited}"),
+        _qps_row(model, sizes, run, where, ceiling,
+                 f"Lite FLAT beside it {lite_qps}; recall@10 {recall:.3f}"),
+        _batched_row(model, sizes, run, f"{where}, vs batched encode + search", batched_qps,
+                     "the system's own ceiling with the store in its own processes"),
+        Row("search", f"Milvus server {index} recall@10 vs exact, {n} uniform vectors",
+            recall, "", 1.0, "exact (numpy brute force)", ">= 0.95",
+            f"{len(queries)} held-out queries; Lite FLAT {lite_recall}; "
+            f"M/efConstruction/ef 16/200/128"),
+    ]
 
 
 def ann_search_rows(
@@ -157,7 +244,7 @@ def _encode_and_search(store: Any, embedder: Any, texts: list[str]) -> None:
 
 
 def fill_search_db(
-    db: Path, model: str, embedder: Any, vectors: np.ndarray, index_type: str = "auto"
+    db: Path | str, model: str, embedder: Any, vectors: np.ndarray, index_type: str = "auto"
 ) -> None:
     """A collection "bench" of ``vectors`` (ids v0, v1, ...) recording ``model``'s random
     checkpoint as its spec, flushed; kept when already full."""
