@@ -96,7 +96,7 @@ def read_query_image(path: str) -> np.ndarray:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Embed the query with the collection's model and print hits."""
     from retrieval.components import build_components
-    from retrieval.compose import compose_vector, is_composed, parse_composition
+    from retrieval.compose import check_terms, compose_vector, is_composed, parse_composition
     from retrieval.follow_model import check_query_model, query_embedder
     from retrieval.imaging import decode_image
     from retrieval.search import Searcher, SearchRequest, check_page
@@ -110,6 +110,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         offset=args.offset, min_score=args.min_score, diversity=args.diversity
     )
     check_page(args.k, flags.offset)
+    terms = None  # a composed query is read and checked before the store opens
+    if args.query is not None and is_composed(args.query):
+        terms = parse_composition(args.query)
+        check_terms(terms)
     components = build_components(settings, access="read")  # creates nothing
     try:
         # a reindexed (moved) name is read with its new model; a plain one with the configured
@@ -128,8 +132,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             except OSError as exc:
                 raise ConfigError(f"cannot read {str(args.image)!r}: {exc.strerror}") from exc
             hits = searcher.search_image(decode_image(data), request)
-        elif is_composed(args.query):  # '"beach" + "sunset" - "people"', @ID, img:PATH
-            terms = parse_composition(args.query)
+        elif terms is not None:  # '"beach" + "sunset" - "people"', @ID, img:PATH
             vector = compose_vector(terms, searcher.embedder, searcher.store, read_query_image)
             hits = searcher.search_vector(vector, request)
         else:

@@ -32,6 +32,7 @@ from retrieval.embedders.base import Embedder
 from retrieval.imaging import decode_image
 from retrieval.search import Searcher, SearchRequest, search_page
 from retrieval.stores import open_store
+from retrieval.stores.base import VectorStore
 from retrieval.types import Record
 from tests.api.helpers import tiny_settings, wait_ready
 from tests.support.images import write_image_files
@@ -168,10 +169,16 @@ def embedder(collection: Collection) -> Embedder:
     return create_embedder_from_settings(collection.settings)
 
 
-def expected_ids(collection: Collection, vector: np.ndarray, request: SearchRequest) -> list[str]:
+@pytest.fixture(scope="module")
+def store(collection: Collection) -> Iterator[VectorStore]:
+    """The collection, opened once (the CLI runs in this process and shares the Lite file)."""
+    with open_store(collection.settings.uri, collection.settings.collection) as opened:
+        yield opened
+
+
+def expected_ids(store: VectorStore, vector: np.ndarray, request: SearchRequest) -> list[str]:
     """The hits of a vector searched directly in the store."""
-    with open_store(collection.settings.uri, collection.settings.collection) as store:
-        return [h.id for h in search_page(store, vector, request)]
+    return [h.id for h in search_page(store, vector, request)]
 
 
 def weighted(*parts: tuple[float, np.ndarray]) -> np.ndarray:
@@ -196,13 +203,13 @@ def cli(collection: Collection, capsys: pytest.CaptureFixture[str], query: str,
 
 
 def test_cli_composed_queries_match_the_weighted_sum(
-    collection: Collection, embedder: Embedder, capsys: pytest.CaptureFixture[str]
+    collection: Collection, embedder: Embedder, store: VectorStore,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     text = embedder.embed_texts(["a dog", "a cat", "grass"])
     image = collection.images[2]
     image_vec = embedder.embed_images([decode_image(image.read_bytes())])[0]
-    with open_store(collection.settings.uri, collection.settings.collection) as store:
-        stored = store.get([collection.ids[5]], with_vectors=True)[0].vector
+    stored = store.get([collection.ids[5]], with_vectors=True)[0].vector
     request = SearchRequest(k=5)
     cases = {
         '"a dog" + 2*"a cat" - "grass"': weighted((1, text[0]), (2, text[1]), (-1, text[2])),
@@ -210,7 +217,7 @@ def test_cli_composed_queries_match_the_weighted_sum(
         f'@{collection.ids[5]} + "a dog"': weighted((1, stored), (1, text[0])),
     }
     for query, vector in cases.items():
-        assert cli(collection, capsys, query, "-k", "5") == (0, expected_ids(collection, vector,
+        assert cli(collection, capsys, query, "-k", "5") == (0, expected_ids(store, vector,
                                                                               request)), query
     # the options apply as to any query: a filter, paging, MMR
     query = '"a dog" - 0.5*"grass"'
@@ -218,15 +225,14 @@ def test_cli_composed_queries_match_the_weighted_sum(
     flt = SearchRequest(k=2, offset=1, expr='metadata["label"] == "cat"')
     got = cli(collection, capsys, query, "-k", "2", "--offset", "1", "--filter",
               '{"label": "cat"}')
-    assert got == (0, expected_ids(collection, vector, flt))
+    assert got == (0, expected_ids(store, vector, flt))
     assert got[1] and all(collection.labels[i] == "cat" for i in got[1])
     mmr = SearchRequest(k=4, diversity=0.7)
     assert cli(collection, capsys, query, "-k", "4", "--diversity", "0.7") == (
-        0, expected_ids(collection, vector, mmr))
+        0, expected_ids(store, vector, mmr))
     # a stored item alone finds itself first; a plain query with operators stays plain text
     assert cli(collection, capsys, f"@{collection.ids[3]}")[1][0] == collection.ids[3]  # type: ignore[index]
-    with open_store(collection.settings.uri, collection.settings.collection) as store:
-        plain = [h.id for h in Searcher(embedder, store).search_text("dog + cat - grass")]
+    plain = [h.id for h in Searcher(embedder, store).search_text("dog + cat - grass")]
     assert cli(collection, capsys, "dog + cat - grass") == (0, plain)
 
 
@@ -257,16 +263,15 @@ def client(collection: Collection) -> Iterator[TestClient]:
 
 
 def test_api_composed_search_json_and_multipart(
-    collection: Collection, embedder: Embedder, client: TestClient
+    collection: Collection, embedder: Embedder, store: VectorStore, client: TestClient
 ) -> None:
     text = embedder.embed_texts(["a dog", "grass"])
-    with open_store(collection.settings.uri, collection.settings.collection) as store:
-        stored = store.get([collection.ids[1]], with_vectors=True)[0].vector
+    stored = store.get([collection.ids[1]], with_vectors=True)[0].vector
     body = {"terms": [{"text": "a dog"}, {"image_id": collection.ids[1], "weight": 2},
                       {"text": "grass", "weight": -0.5}],
             "k": 3, "filter": {"label": "dog"}}
     vector = weighted((1, text[0]), (2, stored), (-0.5, text[1]))
-    expected = expected_ids(collection, vector, SearchRequest(k=3, expr='metadata["label"] == "dog"'))
+    expected = expected_ids(store, vector, SearchRequest(k=3, expr='metadata["label"] == "dog"'))
     answer = client.post("/search/composed", json=body)
     assert answer.status_code == 200, answer.text
     assert [h["id"] for h in answer.json()["hits"]] == expected
@@ -278,7 +283,7 @@ def test_api_composed_search_json_and_multipart(
                          files={"photo": ("p.jpg", image.read_bytes(), "image/jpeg")})
     assert answer.status_code == 200, answer.text
     assert [h["id"] for h in answer.json()["hits"]] == expected_ids(
-        collection, weighted((1, image_vec), (-0.3, text[1])), SearchRequest(k=4))
+        store, weighted((1, image_vec), (-0.3, text[1])), SearchRequest(k=4))
 
 
 @pytest.mark.parametrize(
@@ -302,8 +307,10 @@ def test_api_refuses_bad_compositions(
 
 
 def test_api_composed_search_needs_json_or_multipart(client: TestClient) -> None:
-    answer = client.post("/search/composed", content=b"terms", headers={"content-type": "text/plain"})
+    answer = client.post("/search/composed", content=b"terms",
+                         headers={"content-type": "text/plain"})
     assert answer.status_code == 415
-    answer = client.post("/search/composed", data={"k": "3"}, files={"x": ("a", b"1", "image/jpeg")})
+    answer = client.post("/search/composed", data={"k": "3"},
+                         files={"x": ("a", b"1", "image/jpeg")})
     assert answer.status_code == 422
     assert "'request' text part" in answer.json()["error"]["message"]
