@@ -41,6 +41,22 @@ _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 _COMPARE = {"eq": "==", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 OPERATORS = (*_COMPARE, "in", "nin", "contains", "prefix")
 
+MODALITIES = ("image", "text")  # what a row was embedded from (images, text passages)
+
+
+def with_modality(expr: str | None, modality: str | None) -> str | None:
+    """``expr`` restricted to rows of one modality (``image`` or ``text``); None keeps both."""
+    if modality is None:
+        return expr
+    if modality not in MODALITIES:
+        raise FilterError(
+            f"modality must be one of {', '.join(MODALITIES)}, got {str(modality)[:40]!r}",
+            field="modality",
+        )
+    clause = f"{identifier('modality')} == {literal(modality)}"
+    return f"({expr}) and ({clause})" if expr else clause
+
+
 def _fail(field: str, message: str) -> FilterError:
     return FilterError(f"filter field {field!r}: {message}", field=field)
 

@@ -144,13 +144,13 @@ def stale_passages_expr(key: str, doc_id: str) -> str | None:
     )
 
 
-def citation_label(metadata: Mapping[str, Any]) -> str:
-    """How an answer names a passage: ``notes.md, passage 2 of 5`` (empty for other rows)."""
-    document = metadata.get("document")
+def citation_label(source: str, metadata: Mapping[str, Any]) -> str:
+    """How an answer names a passage: ``notes.md, passage 2 of 5`` (the source's file name,
+    or the manifest row's, e.g. ``catalogue.csv#row=3``)."""
+    name = source.replace("\\", "/").rsplit("/", 1)[-1] or source
     index = metadata.get("passage")
-    if not isinstance(document, str) or not isinstance(index, int):
-        return ""
-    name = document.replace("\\", "/").rsplit("/", 1)[-1] or document
+    if not isinstance(index, int) or isinstance(index, bool):
+        return name
     total = metadata.get("passages")
-    of = f" of {total}" if isinstance(total, int) else ""
+    of = f" of {total}" if isinstance(total, int) and not isinstance(total, bool) else ""
     return f"{name}, passage {index + 1}{of}"

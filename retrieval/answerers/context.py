@@ -6,6 +6,9 @@ metadata keeps its keys in order while its JSON fits ``max_metadata_chars`` (lon
 are cut first); items are added while the encoded context stays within ``max_total_chars``
 (the first item is always kept, so a question never goes out with no context when there are
 hits). Cut text ends with an ellipsis and the item is marked ``truncated``.
+
+A text passage (``modality=text``) is shown as its text with the document and position it comes
+from (``notes.md, passage 2 of 5``); its bookkeeping fields (doc id, offsets) are left out.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from retrieval.types import Hit
+from retrieval.text_rows import PASSAGE_FIELDS, citation_label
+from retrieval.types import Hit, Modality
 
 ELLIPSIS = "…"
 MAX_KEY_CHARS = 64
@@ -39,6 +43,8 @@ class Citation:
     image_url: str
     source: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    modality: str = Modality.IMAGE.value
+    document: str = ""  # a passage's document and position: "notes.md, passage 2 of 5"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -50,6 +56,8 @@ class Citation:
             "image_url": self.image_url,
             "source": self.source,
             "metadata": dict(self.metadata),
+            "modality": self.modality,
+            "document": self.document,
         }
 
 
@@ -73,8 +81,23 @@ class ContextItem:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     truncated: bool = False
 
+    @property
+    def is_passage(self) -> bool:
+        """Whether the item is a passage of a text document (not an image)."""
+        return is_passage(self.hit)
+
     def payload(self) -> dict[str, Any]:
         """The fields shown to the model, in a fixed order."""
+        if self.is_passage:
+            return {
+                "id": self.hit.id,
+                "score": round(float(self.hit.score), 4),
+                "kind": "text passage",
+                "document": citation_label(self.hit.source, self.hit.metadata),
+                "text": self.caption,
+                "metadata": dict(self.metadata),
+                **({"truncated": True} if self.truncated else {}),
+            }
         return {
             "id": self.hit.id,
             "score": round(float(self.hit.score), 4),
@@ -87,6 +110,11 @@ class ContextItem:
     def encoded(self) -> str:
         """The payload as fence-safe JSON (see ``fence_safe_json``)."""
         return fence_safe_json(self.payload())
+
+
+def is_passage(hit: Hit) -> bool:
+    """Whether a hit is a passage of a text document."""
+    return Modality(hit.modality) is Modality.TEXT
 
 
 def fence_safe_json(value: Any) -> str:
@@ -139,7 +167,10 @@ def build_context(hits: Sequence[Hit], budget: ContextBudget | None = None) -> l
     for hit in hits[: rules.max_items]:
         caption = " ".join(hit.caption.split())
         short = shorten(caption, rules.max_caption_chars)
-        metadata, meta_cut = budget_metadata(hit.metadata, rules.max_metadata_chars)
+        shown = hit.metadata
+        if is_passage(hit):  # where the passage is from goes in its own field
+            shown = {k: v for k, v in hit.metadata.items() if k not in PASSAGE_FIELDS}
+        metadata, meta_cut = budget_metadata(shown, rules.max_metadata_chars)
         item = ContextItem(
             n=len(items) + 1,
             hit=hit,
@@ -171,6 +202,8 @@ def citation_for(item: ContextItem) -> Citation:
         image_url=item_image_url(hit.id),
         source=hit.source,
         metadata=dict(hit.metadata),
+        modality=Modality(hit.modality).value,
+        document=citation_label(hit.source, hit.metadata) if is_passage(hit) else "",
     )
 
 

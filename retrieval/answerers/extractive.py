@@ -16,6 +16,7 @@ from retrieval.answerers.base import (
 )
 from retrieval.answerers.context import ContextItem, shorten, source_name
 from retrieval.answerers.usage import CHARS_PER_TOKEN
+from retrieval.text_rows import citation_label
 
 EXTRACTIVE_MODEL = "mmrag-extractive"
 NOTICE = "Extractive answer: no language model wrote this; it lists the retrieved items."
@@ -98,10 +99,12 @@ def render(question: str, items: Sequence[ContextItem]) -> str:
 
 
 def _line(item: ContextItem) -> str:
-    """One item as ``[n] "caption" (score 0.1234; file.jpg; key=value, ...)``."""
+    """One item as ``[n] "caption" (score 0.1234; file.jpg; key=value, ...)``; a passage names
+    its document and position instead of the file (``notes.md, passage 2 of 5``)."""
     caption = f'"{item.caption}"' if item.caption else "(no caption)"
     details = [f"score {item.hit.score:.4f}"]
-    name = source_name(item.hit.source)
+    name = (citation_label(item.hit.source, item.hit.metadata) if item.is_passage
+            else source_name(item.hit.source))
     if name:
         details.append(name)
     meta = _metadata_text(item.metadata)

@@ -103,7 +103,7 @@ class OpenAICompatibleAnswerer(Answerer):
         if not self.vision or self.load_image is None or self.max_images <= 0:
             return {}
         out: dict[int, str] = {}
-        for item in items[: self.max_images]:
+        for item in [i for i in items if not i.is_passage][: self.max_images]:  # text: no image
             data = self.load_image(item.hit)
             if data:
                 uri = image_data_uri(data, max_px=self.image_px, max_pixels=self.max_pixels)

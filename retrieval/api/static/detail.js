@@ -1,8 +1,8 @@
-// The detail dialog of a hit (a result or a cited item): a larger image, the id, score, source
-// and every metadata field, and "More like this".
+// The detail dialog of a hit (a result or a cited item): a larger image (a passage's whole text),
+// the id, score, source and every metadata field, and "More like this".
 
 import { byId, clear, el } from "./dom.js";
-import { altText, formatScore, hitTitle } from "./hits.js";
+import { altText, formatScore, hitTitle, isPassage } from "./hits.js";
 import { release, setImage, sized } from "./images.js";
 
 const DETAIL_SIZE = 512;
@@ -10,6 +10,7 @@ const DETAIL_SIZE = 512;
 const ui = {
   dialog: byId("detail"),
   image: byId("detail-image"),
+  passage: null, // the text block shown instead of the image for a text passage
   title: byId("detail-title"),
   meta: byId("detail-meta"),
   similar: byId("detail-similar"),
@@ -27,7 +28,10 @@ export function openDetail(hit, opener) {
   state.opener = opener;
   ui.title.textContent = hitTitle(hit);
   ui.image.alt = altText(hit);
-  setImage(ui.image, sized(hit.thumbnail_url, DETAIL_SIZE), { eager: true });
+  showPassage(isPassage(hit) ? hit.caption : null);
+  if (!isPassage(hit)) {
+    setImage(ui.image, sized(hit.thumbnail_url, DETAIL_SIZE), { eager: true });
+  }
   clear(ui.meta);
   const rows = [["id", hit.id]];
   if (typeof hit.score === "number") {
@@ -52,6 +56,17 @@ export function openDetail(hit, opener) {
   }
   ui.dialog.showModal();
   ui.similar.focus();
+}
+
+/** The passage's text in place of the image (text null: the image again). */
+function showPassage(text) {
+  if (!ui.passage) {
+    ui.passage = el("blockquote", { id: "detail-passage", className: "detail-passage" });
+    ui.image.after(ui.passage);
+  }
+  ui.passage.textContent = text || "";
+  ui.passage.hidden = text === null;
+  ui.image.hidden = text !== null;
 }
 
 /** A photo's file and EXIF fields (folder ingests) as labelled rows; shown keys are removed. */

@@ -1,5 +1,5 @@
 // How a hit (a search result or a chat citation) is shown wherever it appears: its alt text,
-// its score and its thumbnail.
+// its score and its thumbnail (a text passage shows its text where an image would be).
 
 import { el } from "./dom.js";
 import { markBroken, setImage } from "./images.js";
@@ -16,8 +16,28 @@ export function fileName(hit) {
   return source.split(/[\\/]/).filter(Boolean).pop() || "";
 }
 
-/** What a hit is called: its caption, else its file name, else its id. */
+/** Whether a hit is a passage of a text document (its caption is its text; no image). */
+export function isPassage(hit) {
+  return hit.modality === "text";
+}
+
+/** A passage's document and position: "notes.md, passage 2 of 5". */
+export function passageLabel(hit) {
+  const meta = hit.metadata || {};
+  const source = typeof hit.source === "string" ? hit.source : "";
+  const name = source.split(/[\\/]/).filter(Boolean).pop() || "text";
+  if (typeof meta.passage !== "number") {
+    return name;
+  }
+  const of = typeof meta.passages === "number" ? ` of ${meta.passages}` : "";
+  return `${name}, passage ${meta.passage + 1}${of}`;
+}
+
+/** What a hit is called: a passage's document, else its caption, file name or id. */
 export function hitTitle(hit) {
+  if (isPassage(hit)) {
+    return passageLabel(hit);
+  }
   return hit.caption || fileName(hit) || `Item ${hit.id}`;
 }
 
@@ -33,8 +53,12 @@ export function formatScore(score) {
   return typeof score === "number" ? score.toFixed(3) : "";
 }
 
-/** The hit's image from path, drawn at size × size CSS pixels (marked when it fails). */
+/** The hit's image from path, drawn at size × size CSS pixels (marked when it fails); a text
+ *  passage is its text instead, filling the same box. */
 export function hitImage(hit, path, size) {
+  if (isPassage(hit)) {
+    return el("span", { className: "passage-text", text: hit.caption });
+  }
   const img = el("img", { alt: altText(hit), width: size, height: size, decoding: "async" });
   img.addEventListener("error", () => markBroken(img));
   setImage(img, path);
