@@ -83,7 +83,10 @@ class Expander:
         """The passages of a text document (stored ones as duplicates), or its reject."""
         whole = Work.of(item)
         if self.budget is None:
-            yield whole.reject("internal: no text budget for a text document", "text")
+            yield whole.reject(
+                "this engine does not ingest text documents; ingest them with --engine local",
+                "text",
+            )
             return
         note = ""
         if item.text is None:

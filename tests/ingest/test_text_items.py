@@ -1,14 +1,16 @@
 """Text documents beside images (#18.1): folder and manifest documents become passage rows.
 
-Real Milvus Lite and the tiny model: passages fit the text context and point back to their
-document; a rerun adds nothing; an edited document replaces its passages; non-UTF-8 files are
-decoded with replacements and named in the summary; empty files are rejects with a reason.
+Real Milvus Lite (and once the embedded Milvus server) and the tiny model: passages fit the
+text context and point back to their document; a rerun adds nothing; an edited document
+replaces its passages; non-UTF-8 files are decoded with replacements and named in the summary;
+empty files are rejects with a reason.
 """
 
 from __future__ import annotations
 
 import csv
 import itertools
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +18,14 @@ import numpy as np
 from ingest import IngestOptions, run_ingest
 from ingest.rejects import RejectsFile
 from ingest.sources import open_source
-from retrieval.components import Components
+from retrieval.components import Components, build_components
+from retrieval.config import Settings
 from retrieval.embedders.base import Embedder
+from retrieval.filters import with_modality
 from retrieval.text_rows import passage_id, text_budget
 from retrieval.types import Modality, Record
 from tests.ingest.helpers import stored_records
+from tests.support.milvus_server import EmbeddedServer
 
 OPTIONS = IngestOptions(batch_size=8, workers=2, fetch_workers=2, insert_batch_size=16,
                         dedup_batch_size=16)
@@ -135,3 +140,35 @@ def test_manifest_text_rows_are_documents_named_by_their_id(
     captions = {r.caption for r in stored_records(components.store)}
     assert "A green triangle now." in captions
     assert "A red circle on a white background." not in captions
+
+
+def test_text_rows_on_the_embedded_milvus_server(
+    milvus_server: EmbeddedServer, settings: Settings, tiny_embedder: Embedder,
+    make_image_files, tmp_path: Path,
+) -> None:
+    """Once on a Milvus server (2.3): passages written by upsert, found again by a rerun, an
+    edited document's old passages removed by filter, and the modality filter."""
+    server = settings.model_copy(update={"uri": milvus_server.uri,
+                                         "collection": f"text_{time.monotonic_ns()}"})
+    folder = make_image_files(2)[0].parent
+    notes = folder / "notes.txt"
+    notes.write_text(long_document(10), encoding="utf-8")
+    components = build_components(server)
+    components._embedder = tiny_embedder
+    try:
+        first = run_ingest(components, open_source(folder), OPTIONS)
+        passages = first.ingested - 2
+        assert passages >= 2 and first.rejected == 0
+        assert run_ingest(components, open_source(folder), OPTIONS).ingested == 0
+        notes.write_text("A single short note now.", encoding="utf-8")
+        edited = run_ingest(components, open_source(folder), OPTIONS)
+        assert (edited.ingested, edited.passages_removed) == (1, passages)
+        store = components.store
+        query = tiny_embedder.embed_texts(["a note"])
+        texts = store.search(query, k=10, expr=with_modality(None, "text"))[0]
+        assert [h.caption for h in texts] == ["A single short note now."]
+        images = store.search(query, k=10, expr=with_modality(None, "image"))[0]
+        assert len(images) == 2 and {h.modality for h in images} == {Modality.IMAGE}
+        store.drop()
+    finally:
+        components.close()
