@@ -1,4 +1,5 @@
-"""mmrag search "text" | --image PATH: print ranked hits (filters, paging, score floor, MMR)."""
+"""mmrag search "text" | --image PATH: print ranked hits (modes, filters, paging, score floor,
+MMR)."""
 
 from __future__ import annotations
 
@@ -35,12 +36,17 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--offset", type=int, default=0, help="skip this many hits (paging)")
     p.add_argument("--filter", help=FILTER_HELP)
     p.add_argument(
+        "--modality", choices=("image", "text"),
+        help="only images (and video frames) or only text passages (default: both)",
+    )
+    p.add_argument(
         "--min-score", type=float, help="drop hits scoring below this (cosine, -1..1)"
     )
     p.add_argument(
         "--diversity", type=float, default=0.0,
         help="maximal marginal relevance weight: 0 = plain ranking (default), 1 = only spread",
     )
+    add_mode_flags(p)
     output = p.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print hits as JSON (exact strings)")
     output.add_argument(
@@ -48,6 +54,29 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         help="print only the hits' sources (file paths or URLs), one a line, for scripts",
     )
     p.set_defaults(run=run)
+
+
+def add_mode_flags(p: argparse.ArgumentParser) -> None:
+    """--mode, --ranker, --hybrid-weights and --rrf-k (shared with mmrag ask and eval)."""
+    p.add_argument(
+        "--mode", help="vector, keyword (BM25 over captions, file names, text columns) or "
+        "hybrid (both, fused); default: hybrid where the collection has the text index, else "
+        "vector. Image queries are searched by vector.",
+    )
+    p.add_argument("--ranker", help="hybrid fusion: rrf (default) or weighted")
+    p.add_argument(
+        "--hybrid-weights", help="vector,keyword weights for --ranker weighted, e.g. 0.7,0.3"
+    )
+    p.add_argument("--rrf-k", type=int, default=60, help="RRF's k (default 60)")
+
+
+def mode_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The mode flags as RankingFlags values (the weights parsed)."""
+    from retrieval.search_options import parse_weights
+
+    weights = parse_weights(args.hybrid_weights) if args.hybrid_weights else None
+    return {"mode": args.mode, "ranker": args.ranker, "hybrid_weights": weights,
+            "rrf_k": args.rrf_k}
 
 
 def parse_filter(text: str | None, store: VectorStore) -> str | None:
@@ -74,6 +103,7 @@ def hit_dict(hit: Hit) -> dict[str, Any]:
         "score": round(hit.score, 6),
         "source": hit.source,
         "caption": hit.caption,
+        "modality": getattr(hit.modality, "value", str(hit.modality)),
         "metadata": dict(hit.metadata),
     }
 
@@ -97,6 +127,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Embed the query with the collection's model and print hits."""
     from retrieval.components import build_components
     from retrieval.compose import check_terms, compose_vector, is_composed, parse_composition
+    from retrieval.filters import with_modality
     from retrieval.follow_model import check_query_model, query_embedder
     from retrieval.imaging import decode_image
     from retrieval.search import Searcher, SearchRequest, check_page
@@ -107,7 +138,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not 1 <= args.k <= MAX_TOPK:
         raise ConfigError(f"-k must be in 1..{MAX_TOPK}")
     flags = RankingFlags.checked(
-        offset=args.offset, min_score=args.min_score, diversity=args.diversity
+        offset=args.offset, min_score=args.min_score, diversity=args.diversity,
+        **mode_values(args),
     )
     check_page(args.k, flags.offset)
     terms = None  # a composed query is read and checked before the store opens
@@ -122,9 +154,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         request = SearchRequest(
             k=args.k,
             offset=flags.offset,
-            expr=parse_filter(args.filter, components.store),
+            expr=with_modality(parse_filter(args.filter, components.store), args.modality),
             min_score=flags.min_score,
             diversity=flags.diversity,
+            mode=flags.mode,
+            fusion=flags.fusion(),
         )
         if args.image is not None:
             try:
@@ -133,6 +167,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 raise ConfigError(f"cannot read {str(args.image)!r}: {exc.strerror}") from exc
             hits = searcher.search_image(decode_image(data), request)
         elif terms is not None:  # '"beach" + "sunset" - "people"', @ID, img:PATH
+            if request.mode not in (None, "vector"):
+                raise ConfigError(
+                    f"a composed query is searched by vector only; drop --mode {request.mode}"
+                )
             vector = compose_vector(terms, searcher.embedder, searcher.store, read_query_image)
             hits = searcher.search_vector(vector, request)
         else:

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from retrieval.api.filters import FILTER_DESCRIPTION, FILTER_EXAMPLE
-from retrieval.search_options import diversity_field, min_score_field, offset_field
+from retrieval.search_options import (
+    Mode,
+    Ranker,
+    diversity_field,
+    hybrid_weights_field,
+    min_score_field,
+    mode_field,
+    offset_field,
+    ranker_field,
+    rrf_k_field,
+)
 
 MAX_K = 1000
 COLLECTION_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"
@@ -36,6 +46,15 @@ class SearchOptions(BaseModel):
         pattern=COLLECTION_PATTERN,
         description="collection to search (default: the server's MMRAG_COLLECTION)",
     )
+    mode: Mode | None = mode_field()
+    modality: Literal["image", "text"] | None = Field(
+        None,
+        description="only rows of this kind: image (images and video frames) or text "
+        "(passages of text documents); unset: both",
+    )
+    ranker: Ranker | None = ranker_field()
+    hybrid_weights: list[float] | None = hybrid_weights_field()
+    rrf_k: int = rrf_k_field()
 
 
 class TextSearchRequest(SearchOptions):
@@ -60,7 +79,10 @@ class HitOut(BaseModel):
     """One ranked item."""
 
     id: str
-    score: float = Field(description="cosine similarity to the query (higher is closer)")
+    score: float = Field(
+        description="higher is closer: cosine similarity (mode vector), BM25 (keyword), or "
+        "the fused score (hybrid: RRF or weighted)"
+    )
     caption: str
     metadata: dict[str, Any]
     source: str = Field(description="where the item was ingested from")
@@ -75,6 +97,7 @@ class SearchResponse(BaseModel):
     collection: str
     k: int
     offset: int
+    mode: str = Field("vector", description="how the hits were ranked: vector, keyword, hybrid")
     hits: list[HitOut]
     took_ms: float
 
@@ -91,6 +114,34 @@ class ItemOut(BaseModel):
     model_id: str
     image_url: str
     thumbnail_url: str
+
+
+class ItemsDeleteRequest(BaseModel):
+    """Delete every item a filter matches; ``confirm`` is required (an empty filter matches
+    every item), ``dry_run`` only counts."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    filter: dict[str, Any] | None = Field(
+        None, description=FILTER_DESCRIPTION + " Empty or absent: every item.",
+        examples=[FILTER_EXAMPLE],
+    )
+    confirm: bool = Field(False, description="must be true to delete anything")
+    dry_run: bool = Field(False, description="count what the filter matches; delete nothing")
+    collection: str | None = Field(
+        None, pattern=COLLECTION_PATTERN,
+        description="collection to delete from (default: the server's MMRAG_COLLECTION)",
+    )
+
+
+class ItemsDeleted(BaseModel):
+    """What a delete removed (or, as a dry run, would remove)."""
+
+    collection: str
+    deleted: int = Field(description="items removed (0 for a dry run)")
+    matched: int = Field(description="items the id or filter matched")
+    dry_run: bool = False
+    ids: list[str] | None = Field(None, description="the removed id (single-item deletes)")
 
 
 class CollectionOut(BaseModel):

@@ -50,6 +50,7 @@ from retrieval.rag import (
     conversation_breach,
 )
 from retrieval.search import SearchRequest
+from retrieval.search_options import Mode, hybrid_weights_field, mode_field
 from retrieval.types import Hit, Record
 
 router = APIRouter(tags=["chat"])
@@ -87,6 +88,8 @@ class ChatRequest(BaseModel):
     collection: str | None = Field(
         None, pattern=COLLECTION_PATTERN, description="collection (default: the server's)"
     )
+    mode: Mode | None = mode_field()
+    hybrid_weights: list[float] | None = hybrid_weights_field()
     stream: bool = Field(False, description="answer as Server-Sent Events")
     temperature: float | None = Field(None, ge=0.0, le=2.0, description="passed to the LLM")
     max_tokens: int | None = Field(None, ge=1, le=32_768, description="passed to the LLM")
@@ -111,6 +114,14 @@ class CitationOut(BaseModel):
     source: str
     image_url: str = Field(description="this API's URL of the original image")
     thumbnail_url: str = Field(description="this API's URL of a 256-px thumbnail")
+    modality: str = Field(
+        "image", description="image, or text: a passage of a text document (its text is the "
+        "caption; it has no image)"
+    )
+    document: str = Field(
+        "", description="a text passage's document and position, e.g. 'notes.md, passage 2 "
+        "of 5' (empty for images)"
+    )
 
 
 class ChatResponse(BaseModel):
@@ -165,9 +176,12 @@ def api_error(exc: MmragError) -> ApiError:
 def chat_service(request: Request, service: Service, collection: str | None) -> ChatService:
     """A ChatService retrieving through the service (model thread, store pool, reconnects)."""
 
-    async def retrieve(text: str, k: int, expr: str | None) -> list[Hit]:
+    async def retrieve(text: str, wanted: SearchRequest) -> list[Hit]:
+        params = await service.searches.resolve(collection, wanted, text=True)
+        if params.mode == "keyword":
+            return await service.searches.keyword(text, collection, params)
         vector = await service.models.embed_text(text)
-        return await service.searches.search(vector, collection, SearchRequest(k=k, expr=expr))
+        return await service.searches.search(vector, collection, params, text=text)
 
     return ChatService(
         None,
@@ -185,11 +199,19 @@ async def chat_query(
     filter: dict[str, Any] | None,
     collection: str | None,
     options: GenerationOptions,
+    mode: str | None = None,
+    hybrid_weights: list[float] | None = None,
 ) -> ChatQuery:
     """The query, with the structured filter checked and turned into a safe expression."""
-    options_in = SearchOptions.model_validate({"k": k, "filter": filter, "collection": collection})
+    options_in = SearchOptions.model_validate({
+        "k": k, "filter": filter, "collection": collection, "mode": mode,
+        "hybrid_weights": hybrid_weights,
+    })
     params = await search_params(service, options_in)
-    return ChatQuery(messages=tuple(messages), k=k, expr=params.expr, options=options)
+    return ChatQuery(
+        messages=tuple(messages), k=k, expr=params.expr, options=options, mode=params.mode,
+        fusion=params.fusion,
+    )
 
 
 async def primed(events: AsyncIterator[AnswerEvent]) -> AsyncIterator[AnswerEvent]:
@@ -226,6 +248,8 @@ def citation_out(request: Request, citation: Citation, collection: str | None) -
         source=citation.source,
         image_url=original,
         thumbnail_url=thumbnail,
+        modality=citation.modality,
+        document=citation.document,
     )
 
 
@@ -261,7 +285,7 @@ async def chat(body: ChatRequest, request: Request, service: ServiceDep) -> Any:
     options = GenerationOptions(temperature=body.temperature, max_tokens=body.max_tokens)
     query = await chat_query(
         service, messages, k=body.k, filter=body.filter, collection=body.collection,
-        options=options,
+        options=options, mode=body.mode, hybrid_weights=body.hybrid_weights,
     )
     chat_svc = chat_service(request, service, body.collection)
     text = chat_svc.query_text(query)

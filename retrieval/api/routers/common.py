@@ -9,7 +9,9 @@ from fastapi import Request
 from retrieval.api.filters import build_expression, requested_keys
 from retrieval.api.schemas import HitOut, SearchOptions
 from retrieval.api.service import Service
+from retrieval.filters import with_modality
 from retrieval.search import SearchRequest, check_page
+from retrieval.search_options import fusion_from
 from retrieval.types import Hit
 
 THUMBNAIL_SIZE = 256
@@ -53,10 +55,13 @@ async def search_params(service: Service, options: SearchOptions) -> SearchReque
         fields = service.fields
         keys = await fields.metadata_keys(options.collection, wanted) if wanted else frozenset()
         expr = build_expression(options.filter, keys)
+    expr = with_modality(expr, options.modality)
     return SearchRequest(
         k=options.k,
         offset=options.offset,
         expr=expr,
         min_score=options.min_score,
         diversity=options.diversity,
+        mode=options.mode,
+        fusion=fusion_from(options.ranker, options.hybrid_weights, options.rrf_k),
     )
