@@ -8,6 +8,10 @@ Then the configured name moves: a server alias is altered atomically; Milvus Lit
 aliases) gets a pointer file next to the ``.db`` (see ``retrieval.stores.lite_aliases``).
 The old collection is kept (searches already embedded with the old model still finish there)
 unless ``drop_old`` is set, in which case it is dropped after ``grace_s`` seconds.
+
+``add_text_index`` moves a collection made without the BM25 text index (before Milvus 2.5,
+or before mmrag had it) the same way, copying every row with its stored vector instead of
+embedding it again (``retrieval.migrate.copy_collection``, verified).
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from ingest.rejects import RejectsFile
 from ingest.sources import SourceItem
 from retrieval.config import Settings
 from retrieval.embedders.base import Embedder
-from retrieval.errors import ConfigError, StoreError
+from retrieval.errors import ConfigError, StoreError, TextIndexMissingError
+from retrieval.migrate import copy_collection
 from retrieval.model_spec import spec_from_settings
 from retrieval.stores import open_store
 from retrieval.stores.base import VectorStore
@@ -78,6 +83,8 @@ class ReindexSummary:
     dropped_old: bool = False
     elapsed_s: float = 0.0
     rejects: list[tuple[str, str]] = field(default_factory=list)
+    copied: int = 0  # rows copied with their stored vectors (add_text_index)
+    text_columns: tuple[str, ...] | None = None  # the new text index's columns (add_text_index)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
@@ -96,6 +103,8 @@ class ReindexSummary:
             "adopted": self.adopted,
             "dropped_old": self.dropped_old,
             "elapsed_s": round(self.elapsed_s, 3),
+            "copied": self.copied,
+            "text_columns": None if self.text_columns is None else list(self.text_columns),
         }
 
 
@@ -182,7 +191,7 @@ class _Embedding:
         return out
 
 
-def _pick_target(settings: Settings, name: str, current: str, embedder: Embedder) -> str:
+def _pick_target(settings: Settings, name: str, current: str, model_id: str) -> str:
     """An unfinished earlier build for this model (resume), else the next version's name."""
     with open_store(settings.uri, name, token=settings.token) as live:
         existing = live.list_collections()
@@ -190,7 +199,7 @@ def _pick_target(settings: Settings, name: str, current: str, embedder: Embedder
     previous = f"{name}_v{int(latest.rsplit('_v', 1)[1]) - 1}"
     if previous in existing and previous != current:
         with open_store(settings.uri, previous, token=settings.token) as store:
-            if store.describe_target().model_id == embedder.model_id:
+            if store.describe_target().model_id == model_id:
                 return previous
     return latest
 
@@ -232,7 +241,7 @@ def reindex(
             adopted = True
             current = live.describe_target()
             time.sleep(opts.settle_s)  # APIs move to the renamed collection before the switch
-        target = opts.target or _pick_target(settings, name, current.collection, embedder)
+        target = opts.target or _pick_target(settings, name, current.collection, embedder.model_id)
         if target in (name, current.collection):
             raise ConfigError(f"the new collection must differ from {current.collection!r}")
         summary = ReindexSummary(
@@ -324,3 +333,80 @@ def _write(
             continue
         rows.append(replace(record, vector=vector, model_id=embedding.embedder.model_id))
     summary.embedded += new.upsert(rows) if rows else 0
+
+
+def add_text_index(
+    settings: Settings,
+    columns: Sequence[str],
+    options: ReindexOptions | None = None,
+    progress: Progress | None = None,
+) -> ReindexSummary:
+    """Copy ``settings.collection`` into a new collection with the BM25 text index over the
+    caption, file name and ``columns``, stored vectors and all, then move the name to it."""
+    opts = options or ReindexOptions()
+    started = time.perf_counter()
+    name = settings.collection
+    with open_store(settings.uri, name, token=settings.token) as live:
+        if not live.exists():
+            raise ConfigError(f"collection {name!r} does not exist at {settings.uri}")
+        capabilities = live.capabilities
+        if not capabilities.full_text:
+            raise TextIndexMissingError(capabilities.full_text_missing)
+        wanted = tuple(dict.fromkeys(c.strip() for c in columns))
+        if live.has_text_index() and live.text_columns() == wanted and not opts.force:
+            raise ConfigError(
+                f"{name!r} already has a text index over caption, file name"
+                + (f" and {', '.join(wanted)}" if wanted else "")
+                + "; pass --force to copy it again, or name other --text-columns"
+            )
+        current = live.describe_target()
+        adopted = False
+        if not capabilities.alias_shadows_collection and live.describe_alias(name) is None:
+            _adopt(live, name)  # a real collection: make the name an alias first
+            adopted = True
+            current = live.describe_target()
+            time.sleep(opts.settle_s)
+    target = opts.target or _pick_target(settings, name, current.collection, current.model_id)
+    if target in (name, current.collection):
+        raise ConfigError(f"the new collection must differ from {current.collection!r}")
+    summary = ReindexSummary(
+        name=name, old_collection=current.collection, new_collection=target,
+        old_model=current.model_id, new_model=current.model_id, dim=current.dim,
+        adopted=adopted, text_columns=wanted,
+    )
+    with (
+        open_store(settings.uri, target, token=settings.token,
+                   index_type=settings.index_type) as new,
+        open_store(settings.uri, current.collection, token=settings.token) as old,
+    ):
+        new.ensure_collection(
+            current.dim, current.model_id, spec=current.spec, text_columns=wanted
+        )
+        if not new.has_text_index() or new.text_columns() != wanted:
+            raise ConfigError(
+                f"collection {target!r} exists without this text index; pass --target with "
+                "a new name"
+            )
+        report = copy_collection(old, new, batch_size=opts.batch_size, progress=progress)
+        if not new.wait_until_indexed(timeout=300):
+            raise StoreError(f"{target!r} was not indexed within 300 s")
+    if not report.verified:
+        raise StoreError(
+            f"the copy in {target!r} does not match {current.collection!r} "
+            f"({len(report.missing)} missing, {len(report.mismatched)} differing rows); "
+            f"{name!r} still reads {current.collection!r}. Rerun to resume the copy."
+        )
+    summary.total, summary.copied, summary.skipped = (
+        report.source_count, report.copied, report.skipped
+    )
+    with open_store(settings.uri, target, token=settings.token) as new:
+        new.set_alias(name)
+    summary.switched = True
+    if opts.drop_old:
+        time.sleep(opts.grace_s)
+        with open_store(settings.uri, current.collection, token=settings.token) as old:
+            if not old.list_aliases():
+                old.drop()
+                summary.dropped_old = True
+    summary.elapsed_s = time.perf_counter() - started
+    return summary

@@ -1,4 +1,6 @@
-"""The `mmrag demo` folder: seeded synthetic images, a manifest, query images and a queries file.
+"""The `mmrag demo` folder: seeded synthetic images, a manifest, query images and a queries file,
+and a product catalogue (``catalogue/``: pictures, captions with codes and names the pictures
+cannot show, and visual, code and mixed queries) for keyword and hybrid search.
 
 The folder holds a stamp (``mmrag-demo.json``) recording what was generated, so a rerun reuses
 the files, and a folder without the stamp is never written into (it may be the user's).
@@ -14,7 +16,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from retrieval.demo.synthetic import DEFAULT_FILE_SIZE, caption_for, combinations, render_scene
+from retrieval.demo.synthetic import (
+    DEFAULT_FILE_SIZE,
+    caption_for,
+    catalogue_queries,
+    combinations,
+    render_scene,
+    write_catalogue,
+)
 from retrieval.demo.synthetic import write_dataset as write_gallery
 from retrieval.errors import ConfigError
 
@@ -22,7 +31,11 @@ STAMP_NAME = "mmrag-demo.json"
 DB_NAME = "demo.db"
 QUERIES_NAME = "queries.jsonl"
 QUERY_IMAGE_DIR = "queries"
-STAMP_VERSION = 1
+STAMP_VERSION = 2  # 2: with the catalogue
+CATALOGUE_DIR = "catalogue"
+CATALOGUE_COUNT = 200
+CATALOGUE_SEED = 9
+CATALOGUE_QUERIES_PER_GROUP = 40
 GALLERY_SEED = 7
 QUERY_IMAGE_SEED = 8
 QUERY_IMAGE_COMBOS = (
@@ -63,6 +76,16 @@ class DemoFolder:
         """The Milvus Lite file of the demo collection."""
         return self.root / DB_NAME
 
+    @property
+    def catalogue_manifest(self) -> Path:
+        """The catalogue manifest (path, caption, code, name, colour, shape)."""
+        return self.root / CATALOGUE_DIR / "manifest.csv"
+
+    @property
+    def catalogue_queries(self) -> Path:
+        """The catalogue's visual, code and mixed queries for `mmrag eval --modes ...`."""
+        return self.root / CATALOGUE_DIR / QUERIES_NAME
+
     def query_image(self, colour: str, shape: str) -> Path:
         """A query image (not in the gallery) of a combination from QUERY_IMAGE_COMBOS."""
         return self.root / QUERY_IMAGE_DIR / f"{colour}-{shape}.png"
@@ -76,6 +99,8 @@ def stamp_for(count: int) -> dict[str, int]:
         "seed": GALLERY_SEED,
         "query_seed": QUERY_IMAGE_SEED,
         "size": DEFAULT_FILE_SIZE,
+        "catalogue": CATALOGUE_COUNT,
+        "catalogue_seed": CATALOGUE_SEED,
     }
 
 
@@ -101,6 +126,7 @@ def prepare_folder(root: Path, count: int) -> DemoFolder:
     write_gallery(root, count, seed=GALLERY_SEED, size=DEFAULT_FILE_SIZE, include_held_out=True)
     write_query_images(folder)
     write_queries(folder)
+    write_demo_catalogue(folder)
     stamp_path.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")  # last: complete
     return DemoFolder(root, count, reused=False, regenerated=old is not None)
 
@@ -117,6 +143,8 @@ def _read_stamp(path: Path) -> dict[str, object] | None:
 def _complete(folder: DemoFolder) -> bool:
     """Whether the manifest, every image it names, the queries and the query images exist."""
     if not folder.manifest.is_file() or not folder.queries.is_file():
+        return False
+    if not folder.catalogue_manifest.is_file() or not folder.catalogue_queries.is_file():
         return False
     with folder.manifest.open(newline="", encoding="utf-8") as handle:
         paths = [row.get("path", "") for row in csv.DictReader(handle)]
@@ -155,3 +183,12 @@ def write_queries(folder: DemoFolder) -> None:
         })
     text = "".join(json.dumps(line) + "\n" for line in lines)
     folder.queries.write_text(text, encoding="utf-8")
+
+
+def write_demo_catalogue(folder: DemoFolder) -> None:
+    """The catalogue's pictures, manifest and queries (see ``retrieval.demo.synthetic``)."""
+    root = folder.catalogue_manifest.parent
+    products = write_catalogue(root, CATALOGUE_COUNT, seed=CATALOGUE_SEED, size=DEFAULT_FILE_SIZE)
+    lines = catalogue_queries(products, CATALOGUE_QUERIES_PER_GROUP, seed=CATALOGUE_SEED)
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    folder.catalogue_queries.write_text(text, encoding="utf-8")

@@ -8,6 +8,10 @@ from rich.table import Table
 from mmrag.console import cell, markup_safe
 from retrieval.evaluation import DEPTH, K_VALUES, PRECISION_AT, EvalReport
 
+COMPARED = (
+    ("R@1", "recall@1"), (f"R@{DEPTH}", f"recall@{DEPTH}"), (f"nDCG@{DEPTH}", f"ndcg@{DEPTH}")
+)
+
 COLUMNS = (
     *((f"R@{k}", f"recall@{k}") for k in K_VALUES),
     (f"P@{PRECISION_AT}", f"precision@{PRECISION_AT}"),
@@ -75,3 +79,28 @@ def print_report(report: EvalReport, console: Console, per_query: bool = False) 
             *(f"{result.metrics[key]:.2f}" for _, key in COLUMNS),
         )
     console.print(details)
+
+
+def print_comparison(reports: list[EvalReport], console: Console) -> None:
+    """One row per task and mode: R@1, R@10 and nDCG@10 of each mode side by side."""
+    first = reports[0]
+    console.print(
+        f"collection {markup_safe(repr(first.collection))}: {first.items} items, "
+        f"index {markup_safe(first.index_type)}, model {markup_safe(first.model_id)}"
+    )
+    table = Table("task", "n", "mode", *(title for title, _ in COMPARED),
+                  caption="text queries ranked by each mode; image queries always by vector")
+    tasks = list(dict.fromkeys(t.task for r in reports for t in r.tasks))
+    for task in tasks:
+        for index, report in enumerate(reports):
+            found = next((t for t in report.tasks if t.task == task), None)
+            if found is None:
+                continue
+            table.add_row(
+                task if index == 0 else "", str(found.queries) if index == 0 else "",
+                report.mode, *(f"{found.metrics[key]:.3f}" for _, key in COMPARED),
+                end_section=index == len(reports) - 1,
+            )
+    console.print(table)
+    if first.skipped:
+        console.print(f"[yellow]skipped {len(first.skipped)} queries[/] with nothing relevant")

@@ -22,6 +22,10 @@ class FilterError(ConfigError):
         self.kind = kind  # invalid_filter | unknown_filter_field
 
 
+class TextIndexMissingError(ConfigError):
+    """Keyword or hybrid search asked of a collection (or server) without the BM25 text index."""
+
+
 class ModelNotFoundError(ConfigError):
     """A model name, pretrained tag or checkpoint that cannot be resolved."""
 

@@ -3,7 +3,12 @@
 A queries file holds one query per line (JSONL) or row (CSV/TSV): a text ``query`` (text→image)
 or an ``image`` path (image→image), and what is relevant to it: ``relevant`` (stored ids) and/or
 ``relevant_where`` (metadata equality, e.g. ``{"colour": "red", "shape": "circle"}``; every key
-must match). Relative image paths resolve against the queries file's folder.
+must match). Relative image paths resolve against the queries file's folder. An optional
+``group`` (e.g. ``visual``, ``code``, ``mixed``) reports those queries apart.
+
+Text queries are ranked by the chosen mode: ``vector`` (CLIP similarity, the default), ``keyword``
+(BM25 over the collection's text index) or ``hybrid`` (both, fused by Milvus); image queries are
+always ranked by vector. ``evaluate_modes`` runs the same queries in several modes.
 
 Metrics, per query over its ranking of the top ``DEPTH`` (10) stored items, then averaged:
 
@@ -27,7 +32,7 @@ import csv
 import json
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +42,17 @@ from retrieval.embedders.base import Embedder
 from retrieval.errors import ConfigError, ImageDecodeError
 from retrieval.ids import content_id
 from retrieval.imaging import decode_image
-from retrieval.search import Searcher, SearchRequest, plain_search
-from retrieval.stores.base import VectorStore
+from retrieval.search import (
+    HYBRID,
+    KEYWORD,
+    VECTOR,
+    Searcher,
+    SearchRequest,
+    plain_search,
+    resolve_mode,
+)
+from retrieval.stores.base import Fusion, VectorStore
+from retrieval.types import Hit
 
 K_VALUES = (1, 5, 10)
 PRECISION_AT = 5
@@ -119,6 +133,7 @@ class EvalQuery:
     image: Path | None = None
     relevant: frozenset[str] = frozenset()
     where: Mapping[str, Any] | None = None
+    group: str | None = None  # reported apart (e.g. visual, code, mixed)
 
     @property
     def kind(self) -> str:
@@ -211,6 +226,9 @@ def _query(row: Mapping[str, Any], line: int, path: Path) -> EvalQuery:
         raise ConfigError(f"{path} line {line}: 'relevant_where' must be a non-empty object")
     if not relevant and where is None:
         raise ConfigError(f"{path} line {line}: give 'relevant' ids and/or 'relevant_where'")
+    group = row.get("group")
+    if group is not None and (not isinstance(group, str) or not group.strip()):
+        raise ConfigError(f"{path} line {line}: 'group' must be a non-empty name")
     image_path = None
     if image is not None:
         image_path = Path(image).expanduser()
@@ -222,6 +240,7 @@ def _query(row: Mapping[str, Any], line: int, path: Path) -> EvalQuery:
         image=image_path,
         relevant=frozenset(relevant),
         where=where,
+        group=group.strip() if isinstance(group, str) else None,
     )
 
 
@@ -234,6 +253,8 @@ class EvalOptions:
 
     exact: bool = False
     keep_self: bool = False
+    mode: str = VECTOR  # how text queries are ranked: vector, keyword or hybrid
+    fusion: Fusion = field(default_factory=Fusion)
 
 
 @dataclass(frozen=True)
@@ -307,6 +328,7 @@ class EvalReport:
     skipped: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     exact: bool = False
+    mode: str = VECTOR
 
     def as_dict(self, per_query: bool = False) -> dict[str, Any]:
         """JSON-ready report."""
@@ -315,6 +337,7 @@ class EvalReport:
             "items": self.items,
             "model": self.model_id,
             "index": self.index_type,
+            "mode": self.mode,
             "depth": DEPTH,
             "exact": self.exact,
             "tasks": [t.as_dict() for t in self.tasks],
@@ -352,10 +375,18 @@ def evaluate(
     info = store.info()
     if info.count == 0:
         raise ConfigError(f"collection {info.name!r} is empty: ingest something first")
+    if opts.mode != VECTOR:
+        if opts.exact:
+            raise ConfigError(
+                "--exact compares the vector index with brute force; use it with mode vector"
+            )
+        resolve_mode(store, SearchRequest(mode=opts.mode), text=True)  # the text index is there
     vectors, selves = _embed_queries(embedder, queries)
     extra = 0 if opts.keep_self else 2
     depth = min(DEPTH + extra, info.count)
     hits = plain_search(store, vectors, SearchRequest(k=depth), with_vectors=opts.exact)
+    if opts.mode != VECTOR:
+        _rank_texts(store, queries, vectors, hits, depth, opts)
     wheres = [q.where for q in queries]
     scan = _scan(store, vectors if opts.exact else None, depth, wheres)
     named = sorted({i for q in queries for i in q.relevant})
@@ -395,28 +426,68 @@ def evaluate(
         skipped=skipped,
         missing=[i for i in named if i not in stored],
         exact=opts.exact,
+        mode=opts.mode,
     )
 
 
+def evaluate_modes(
+    embedder: Embedder,
+    store: VectorStore,
+    queries: Sequence[EvalQuery],
+    modes: Sequence[str],
+    options: EvalOptions | None = None,
+) -> list[EvalReport]:
+    """The same queries evaluated in each mode, in order (see ``evaluate``)."""
+    opts = options or EvalOptions()
+    return [evaluate(embedder, store, queries, replace(opts, mode=mode)) for mode in modes]
+
+
+def _rank_texts(
+    store: VectorStore,
+    queries: Sequence[EvalQuery],
+    vectors: np.ndarray,
+    hits: list[list[Hit]],
+    depth: int,
+    opts: EvalOptions,
+) -> None:
+    """Replace the text queries' vector rankings with keyword or hybrid ones (in place)."""
+    rows = [i for i, q in enumerate(queries) if q.text is not None]
+    if not rows:
+        return
+    texts = [str(queries[i].text) for i in rows]
+    if opts.mode == KEYWORD:
+        ranked = store.keyword_search(texts, depth)
+    elif opts.mode == HYBRID:
+        ranked = store.hybrid_search(vectors[rows], texts, depth, fusion=opts.fusion)
+    else:
+        raise ConfigError(f"mode must be vector, keyword or hybrid, got {opts.mode!r}")
+    for i, found in zip(rows, ranked, strict=True):
+        hits[i] = found
+
+
 def summarise(results: Sequence[QueryResult]) -> list[TaskSummary]:
-    """Mean metrics per task, text→image first."""
+    """Mean metrics per task (and query group, in first-seen order), text→image first."""
     summaries = []
-    for kind, task in TASKS.items():
-        group = [r for r in results if r.query.kind == kind]
-        if not group:
-            continue
-        exact = [r.exact_metrics for r in group if r.exact_metrics is not None]
-        recalls = [r.ann_recall for r in group if r.ann_recall is not None]
-        summaries.append(
-            TaskSummary(
-                task=task,
-                queries=len(group),
-                metrics=_mean([r.metrics for r in group]),
-                exact_metrics=_mean(exact) if exact else None,
-                ann_recall=float(np.mean(recalls)) if recalls else None,
-            )
-        )
+    for kind, task_name in TASKS.items():
+        names = list(dict.fromkeys(r.query.group for r in results if r.query.kind == kind))
+        for name in names:
+            group = [r for r in results if r.query.kind == kind and r.query.group == name]
+            task = task_name if name is None else f"{task_name} ({name})"
+            summaries.append(_summary(task, group))
     return summaries
+
+
+def _summary(task: str, group: Sequence[QueryResult]) -> TaskSummary:
+    """Mean metrics of one task's (or group's) results."""
+    exact = [r.exact_metrics for r in group if r.exact_metrics is not None]
+    recalls = [r.ann_recall for r in group if r.ann_recall is not None]
+    return TaskSummary(
+        task=task,
+        queries=len(group),
+        metrics=_mean([r.metrics for r in group]),
+        exact_metrics=_mean(exact) if exact else None,
+        ann_recall=float(np.mean(recalls)) if recalls else None,
+    )
 
 
 def _mean(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:

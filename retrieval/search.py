@@ -2,25 +2,30 @@
 
 A page of hits is a plain top-k search (``plain_search``: offset and filter in the store) or,
 with ``diversity`` > 0, maximal marginal relevance over the top candidates (``mmr_search``);
-either way hits below ``min_score`` are dropped (``above``). ``Searcher`` embeds a query with
-the collection's own model and runs that path (blocking, for the CLI and chat).
+either way hits below ``min_score`` are dropped (``above``). A text query may also be searched
+by keyword (BM25 over the collection's text index) or by both, fused by Milvus (hybrid):
+``resolve_mode`` picks the mode (hybrid where the collection has the text index, else vector)
+and ``text_search_page`` runs it. ``Searcher`` embeds a query with the collection's own model
+and runs that path (blocking, for the CLI and chat).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from retrieval.embedders.base import Embedder
-from retrieval.errors import ConfigError, ModelMismatchError
+from retrieval.errors import ConfigError, ModelMismatchError, TextIndexMissingError
 from retrieval.limits import MAX_TOPK
 from retrieval.mmr import mmr_order
-from retrieval.stores.base import VectorStore
+from retrieval.stores.base import Fusion, VectorStore, missing_text_index_message
 from retrieval.types import Hit
 
 MMR_MIN_CANDIDATES = 50
 MMR_CANDIDATE_FACTOR = 3
+VECTOR, KEYWORD, HYBRID = "vector", "keyword", "hybrid"
+MODES = (VECTOR, KEYWORD, HYBRID)
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,8 @@ class SearchRequest:
     expr: str | None = None
     min_score: float | None = None
     diversity: float = 0.0  # 0: plain ranking; up to 1: only spread results apart
+    mode: str | None = None  # vector | keyword | hybrid; None: chosen by ``resolve_mode``
+    fusion: Fusion = field(default_factory=Fusion)  # how hybrid fuses its two rankings
 
 
 def check_page(k: int, offset: int) -> None:
@@ -80,6 +87,74 @@ def search_page(store: VectorStore, vector: np.ndarray, request: SearchRequest) 
     return above(plain_search(store, row[None, :], request)[0], request.min_score)
 
 
+def resolve_mode(store: VectorStore, request: SearchRequest, *, text: bool) -> SearchRequest:
+    """The request with the mode it runs in, or a ConfigError saying why it cannot run.
+
+    Unset: hybrid for a text query on a collection with the text index (and no cosine floor
+    or MMR, which rank by vector), else vector. Image queries are searched by vector only.
+    """
+    mode = request.mode
+    if mode is not None and mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if not text:
+        return image_mode(request)
+    vector_only = request.min_score is not None or request.diversity > 0.0
+    if mode is None:
+        capable = store.capabilities.full_text and store.has_text_index()
+        return replace(request, mode=HYBRID if capable and not vector_only else VECTOR)
+    if mode == VECTOR:
+        return request
+    if vector_only:
+        raise ConfigError(
+            f"min_score and diversity rank by cosine similarity and apply to mode=vector only; "
+            f"drop them for mode={mode}"
+        )
+    capabilities = store.capabilities
+    if not capabilities.full_text:
+        raise TextIndexMissingError(capabilities.full_text_missing)
+    if not store.has_text_index():
+        raise TextIndexMissingError(missing_text_index_message(store.collection, store.where))
+    return request
+
+
+def image_mode(request: SearchRequest) -> SearchRequest:
+    """An image (or stored vector) query's request: vector mode, or a ConfigError."""
+    if request.mode not in (None, VECTOR):
+        raise ConfigError(
+            f"an image query is searched by vector only; drop mode={request.mode} or search "
+            "with a text query"
+        )
+    return replace(request, mode=VECTOR)
+
+
+def keyword_page(store: VectorStore, text: str, request: SearchRequest) -> list[Hit]:
+    """One page of BM25 hits for a text query (score: BM25)."""
+    return store.keyword_search([text], request.k, offset=request.offset, expr=request.expr)[0]
+
+
+def hybrid_page(
+    store: VectorStore, vector: np.ndarray, text: str, request: SearchRequest
+) -> list[Hit]:
+    """One page of a text query's vector and BM25 rankings fused (score: the fusion's)."""
+    row = np.asarray(vector, dtype=np.float32)[None, :]
+    return store.hybrid_search(
+        row, [text], request.k, offset=request.offset, expr=request.expr, fusion=request.fusion
+    )[0]
+
+
+def text_search_page(
+    store: VectorStore, text: str, vector: np.ndarray | None, request: SearchRequest
+) -> list[Hit]:
+    """One page for a text query in the request's resolved mode (keyword needs no vector)."""
+    if request.mode == KEYWORD:
+        return keyword_page(store, text, request)
+    if vector is None:
+        raise ConfigError(f"mode {request.mode} needs the query's vector")
+    if request.mode == HYBRID:
+        return hybrid_page(store, vector, text, request)
+    return search_page(store, vector, request)
+
+
 class Searcher:
     """Embeds queries with the collection's own model and ranks stored items by similarity."""
 
@@ -98,12 +173,21 @@ class Searcher:
             )
 
     def search_text(self, query: str, request: SearchRequest | None = None) -> list[Hit]:
-        """Hits for one text query."""
-        return self.search_vector(self.embedder.embed_texts([query])[0], request)
+        """Hits for one text query, in the request's mode (default: see ``resolve_mode``)."""
+        resolved = self.resolve(query, request or SearchRequest())
+        vector = None if resolved.mode == KEYWORD else self.embedder.embed_texts([query])[0]
+        return text_search_page(self.store, query, vector, resolved)
+
+    def resolve(self, query: str, request: SearchRequest) -> SearchRequest:
+        """The request with its mode resolved for a text query (a ConfigError for bad ones)."""
+        if not query.strip():
+            raise ConfigError("the query is empty (or only whitespace); type what to look for")
+        return resolve_mode(self.store, request, text=True)
 
     def search_image(self, rgb: np.ndarray, request: SearchRequest | None = None) -> list[Hit]:
-        """Hits for one RGB uint8 query image."""
-        return self.search_vector(self.embedder.embed_images([rgb])[0], request)
+        """Hits for one RGB uint8 query image (by vector: a keyword mode is a ConfigError)."""
+        resolved = resolve_mode(self.store, request or SearchRequest(), text=False)
+        return self.search_vector(self.embedder.embed_images([rgb])[0], resolved)
 
     def search_vector(self, vector: np.ndarray, request: SearchRequest | None = None) -> list[Hit]:
         """Hits for one unit query vector."""

@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
+from retrieval.errors import ConfigError
+
 if TYPE_CHECKING:
     from retrieval.config import Settings
 
@@ -22,7 +24,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         'CSV/TSV): one {"query": "text"} or {"image": "path"} per line with "relevant": [ids] '
         'and/or "relevant_where": {metadata key: value}. Reports recall@1/5/10, precision@5, '
         "MRR and nDCG@10 (binary gains) over the top 10. An image query's own stored copy is "
-        "left out of its ranking unless --keep-self.",
+        "left out of its ranking unless --keep-self. A query's optional \"group\" (e.g. "
+        "visual, code, mixed) is reported apart; --modes vector,keyword,hybrid compares the "
+        "ways text queries are ranked.",
     )
     p.add_argument("queries", help="queries file (.jsonl, .csv or .tsv)")
     p.add_argument(
@@ -33,6 +37,16 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "--keep-self", action="store_true",
         help="let an image query find its own stored copy (left out by default)",
     )
+    p.add_argument(
+        "--modes", default="vector",
+        help="how text queries are ranked, one or more of vector,keyword,hybrid (default "
+        "vector; keyword and hybrid need the collection's text index)",
+    )
+    p.add_argument("--ranker", help="hybrid fusion: rrf (default) or weighted")
+    p.add_argument(
+        "--hybrid-weights", help="vector,keyword weights for --ranker weighted, e.g. 0.7,0.3"
+    )
+    p.add_argument("--rrf-k", type=int, default=60, help="RRF's k (default 60)")
     p.add_argument("--per-query", action="store_true", help="list every query's metrics")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(run=run)
@@ -42,28 +56,45 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Evaluate and print a table (or JSON)."""
     from rich.console import Console
 
-    from mmrag.eval_report import print_report
+    from mmrag.eval_report import print_comparison, print_report
     from retrieval.components import build_components
-    from retrieval.evaluation import EvalOptions, evaluate, load_queries
+    from retrieval.evaluation import EvalOptions, evaluate_modes, load_queries
     from retrieval.follow_model import check_query_model, query_embedder
-    from retrieval.search import Searcher
+    from retrieval.search import MODES, Searcher
+    from retrieval.search_options import RankingFlags, parse_weights
 
+    modes = list(dict.fromkeys(m.strip() for m in args.modes.split(",") if m.strip()))
+    unknown = [m for m in modes if m not in MODES]
+    if not modes or unknown:
+        raise ConfigError(
+            f"--modes takes one or more of {', '.join(MODES)} separated by commas; "
+            f"got {args.modes!r}"
+        )
+    flags = RankingFlags.checked(
+        ranker=args.ranker, rrf_k=args.rrf_k,
+        hybrid_weights=parse_weights(args.hybrid_weights) if args.hybrid_weights else None,
+    )
     queries = load_queries(args.queries)
     components = build_components(settings, access="read")  # creates nothing
     try:
         # a reindexed (moved) name is read with its new model; a plain one with the configured
         embedder = query_embedder(components)
         check_query_model(Searcher(embedder, components.store))
-        report = evaluate(
+        reports = evaluate_modes(
             embedder,
             components.store,
             queries,
-            EvalOptions(exact=args.exact, keep_self=args.keep_self),
+            modes,
+            EvalOptions(exact=args.exact, keep_self=args.keep_self, fusion=flags.fusion()),
         )
     finally:
         components.close()
     if args.json:
-        print(json.dumps(report.as_dict(per_query=args.per_query), ensure_ascii=False))
+        payload = [r.as_dict(per_query=args.per_query) for r in reports]
+        shown = payload[0] if len(payload) == 1 else {"modes": payload}
+        print(json.dumps(shown, ensure_ascii=False))
+    elif len(reports) == 1:
+        print_report(reports[0], Console(), per_query=args.per_query)
     else:
-        print_report(report, Console(), per_query=args.per_query)
+        print_comparison(reports, Console())
     return 0

@@ -1,4 +1,5 @@
-"""mmrag reindex --model NAME [--pretrained TAG | --checkpoint PATH]: swap models, no downtime."""
+"""mmrag reindex --model NAME [--pretrained TAG | --checkpoint PATH]: swap models, no downtime;
+mmrag reindex --add-text-index [--text-columns a,b]: add the BM25 text index, no re-embedding."""
 
 from __future__ import annotations
 
@@ -44,7 +45,19 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "alias is altered atomically (a real collection is first renamed to <collection>_v1 "
         "and aliased); Milvus Lite gets a pointer file next to the .db (stop `mmrag serve` "
         "first: Lite files are owned by one process). The search API follows the switch and "
-        "embeds queries with the model the collection records. Resumable: rerun to continue.",
+        "embeds queries with the model the collection records. Resumable: rerun to continue. "
+        "With --add-text-index, rows are copied with their stored vectors (nothing is "
+        "embedded again) into a collection with the BM25 text index for keyword and hybrid "
+        "search, and the name moves the same way.",
+    )
+    p.add_argument(
+        "--add-text-index", action="store_true",
+        help="copy the collection with its vectors into one with the BM25 text index (keyword "
+        "and hybrid search; Milvus 2.5+ or Milvus Lite), then switch to it",
+    )
+    p.add_argument(
+        "--text-columns", help="with --add-text-index: metadata columns to index beside the "
+        "caption and file name, e.g. title,sku",
     )
     p.add_argument("--target", help="name of the new collection (default <collection>_vN)")
     p.add_argument("--batch-size", type=_positive_int, default=256, help="rows per batch (256)")
@@ -72,6 +85,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.rejects import RejectsFile, default_rejects_path
     from retrieval.embedders import create_embedder_from_settings
 
+    if args.add_text_index:
+        return _add_text_index(args, settings)
+    if args.text_columns:
+        raise ConfigError("--text-columns goes with --add-text-index (or mmrag ingest)")
     if args.pretrained and not args.checkpoint:
         settings = settings.model_copy(update={"checkpoint": None})  # the tag names the weights
     if args.checkpoint and args.pretrained:
@@ -106,6 +123,45 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         rejects.close()
     _report(args, summary, path)
     return 0 if summary.switched else 1
+
+
+def _add_text_index(args: argparse.Namespace, settings: Settings) -> int:
+    """Copy into a collection with the text index and switch (no model is loaded)."""
+    from rich.console import Console
+
+    from ingest.reindex import ReindexOptions, add_text_index
+
+    columns = [c for c in (args.text_columns or "").split(",") if c.strip()]
+    options = ReindexOptions(
+        target=args.target, batch_size=args.batch_size, drop_old=args.drop_old,
+        grace_s=args.grace, force=args.force,
+    )
+    console = Console(stderr=True)
+    done = 0
+
+    def progress(n: int) -> None:
+        nonlocal done
+        done += n
+        if not args.json:
+            console.print(f"copied {done} rows...", end="\r")
+
+    summary = add_text_index(settings, columns, options, progress)
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+        return 0
+    out = Console(highlight=False, soft_wrap=True)
+    indexed = ", ".join(["caption", "file name", *(summary.text_columns or ())])
+    out.print(
+        f"{markup_safe(summary.new_collection)}: {summary.copied} rows copied with their "
+        f"vectors ({summary.skipped} already there), text index over {markup_safe(indexed)}, "
+        f"in {summary.elapsed_s:.1f}s"
+    )
+    out.print(
+        f"{markup_safe(summary.name)} now reads {markup_safe(summary.new_collection)} "
+        f"(was {markup_safe(summary.old_collection)}): keyword and hybrid search work on it"
+        + ("; old collection dropped" if summary.dropped_old else "")
+    )
+    return 0
 
 
 def _report(args: argparse.Namespace, summary: ReindexSummary, rejects: Path) -> None:

@@ -6,6 +6,7 @@ searches of the same model, collection and page are micro-batched into one store
 call. Each collection is checked once per connection and model to have been built with the
 query's model (409 otherwise). A search of the configured name that was found before and now
 finds no collection is retried for a moment: ``mmrag reindex`` may be turning it into an alias.
+Keyword (BM25) and hybrid searches of text queries go to the store one by one, unbatched.
 """
 
 from __future__ import annotations
@@ -22,7 +23,18 @@ from retrieval.api.metrics import ApiMetrics
 from retrieval.api.query_models import QueryVector
 from retrieval.api.store_gateway import StoreGateway
 from retrieval.embedders.base import Embedder
-from retrieval.search import Searcher, SearchRequest, above, mmr_search, plain_search
+from retrieval.search import (
+    HYBRID,
+    Searcher,
+    SearchRequest,
+    above,
+    hybrid_page,
+    image_mode,
+    keyword_page,
+    mmr_search,
+    plain_search,
+    resolve_mode,
+)
 from retrieval.stores.base import VectorStore
 from retrieval.types import Hit
 
@@ -60,10 +72,38 @@ class SearchRunner:
         self._checked: set[tuple[int, str, str]] = set()  # (connection, collection, model id)
         self._existed: set[str] = set()  # collections searched once: a 404 may be a reindex move
 
+    async def resolve(
+        self, collection: str | None, request: SearchRequest, *, text: bool
+    ) -> SearchRequest:
+        """The request with its search mode resolved against the collection (422 if bad)."""
+        if not text:
+            return image_mode(request)
+        name = self.stores.name(collection)
+        may_be_moving = name == self.stores.settings.collection and name in self._existed
+        return await self._call_search(
+            name, may_be_moving, lambda store: resolve_mode(store, request, text=True)
+        )
+
+    async def keyword(self, text: str, collection: str | None, request: SearchRequest) -> list[Hit]:
+        """One page of BM25 hits for a text query (no query vector, no model check)."""
+        name = self.stores.name(collection)
+        may_be_moving = name == self.stores.settings.collection and name in self._existed
+        hits = await self._call_search(
+            name, may_be_moving, lambda store: self._timed(keyword_page, store, text, request)
+        )
+        self._existed.add(name)
+        return hits
+
     async def search(
-        self, query: QueryVector, collection: str | None, request: SearchRequest
+        self,
+        query: QueryVector,
+        collection: str | None,
+        request: SearchRequest,
+        *,
+        text: str | None = None,
     ) -> list[Hit]:
-        """One page of hits for a query vector (plain ranking, micro-batched, or MMR)."""
+        """One page of hits for a query vector (plain ranking, micro-batched, or MMR), or for
+        a text query's vector and text fused (``request.mode`` hybrid)."""
         configured = self.stores.name(collection) == self.stores.settings.collection
         if configured and query.collection:
             collection = query.collection  # the concrete collection the query's model reads
@@ -71,6 +111,11 @@ class SearchRunner:
         may_be_moving = configured and name in self._existed  # never seen: 404 at once
         await self.stores.retry_moved(may_be_moving, lambda: self.check_model(name, query.embedder))
         self._existed.add(name)
+        if request.mode == HYBRID and text is not None:
+            return await self._call_search(
+                name, may_be_moving,
+                lambda store: self._timed(hybrid_page, store, query.vector, text, request),
+            )
         if request.diversity > 0.0:
             return await self._call_search(
                 name, may_be_moving,

@@ -235,3 +235,108 @@ def write_dataset(
                 raise OSError(f"could not write {root / relative}")
             writer.writerow([relative, caption, scene.colour, scene.shape])
     return manifest
+
+
+# ----- a product catalogue: pictures of coloured shapes, captions the pictures cannot show ---
+
+PRODUCT_NAMES: tuple[str, ...] = (
+    "Aurora", "Zephyr", "Nimbus", "Atlas", "Orion", "Juniper", "Halcyon", "Meridian",
+    "Solstice", "Tundra", "Vesper", "Quill", "Larkspur", "Bastion", "Cascade", "Ember",
+)
+PRODUCT_KINDS: tuple[str, ...] = (
+    "lamp", "chair", "vase", "clock", "kettle", "stool", "mug", "shelf", "rug", "bowl",
+    "cushion", "planter", "tray",
+)
+CODE_LETTERS = "ABDEFHKMNPRSTVZ"
+CATALOGUE_COLUMNS = ("path", "caption", "code", "name", "colour", "shape")
+
+
+@dataclass(frozen=True)
+class Product:
+    """One catalogue item: its code and name (only in the caption) and what its picture shows."""
+
+    code: str
+    name: str
+    colour: str
+    shape: str
+
+    @property
+    def caption(self) -> str:
+        """The catalogue line: name and code, nothing the picture shows."""
+        return f"{self.name}, item {self.code}"
+
+
+def catalogue_products(n: int, seed: int) -> list[Product]:
+    """n products with unique codes ("R-4821") and names, every colour-shape pair balanced."""
+    rng = np.random.default_rng(seed)
+    pairs = combinations(include_held_out=True)
+    order = rng.permutation(np.tile(np.arange(len(pairs)), -(-n // len(pairs))))[:n]
+    names = [f"{a} {b}" for a in PRODUCT_NAMES for b in PRODUCT_KINDS]
+    rng.shuffle(names)
+    codes: set[str] = set()
+    products = []
+    for i, index in enumerate(order):
+        code = ""
+        while not code or code in codes:
+            letter = CODE_LETTERS[int(rng.integers(len(CODE_LETTERS)))]
+            code = f"{letter}-{rng.integers(1000, 10000)}"
+        codes.add(code)
+        name = names[i % len(names)] + ("" if i < len(names) else f" Mk {i // len(names) + 1}")
+        colour, shape = pairs[int(index)]
+        products.append(Product(code, name, colour, shape))
+    return products
+
+
+def write_catalogue(
+    directory: str | Path, n: int, seed: int = 0, size: int = DEFAULT_FILE_SIZE
+) -> list[Product]:
+    """Write n product pictures under directory/images and a manifest.csv (code, name, ...).
+
+    File names carry no code, colour or shape: only the caption and the code and name columns
+    say which product a picture is.
+    """
+    root = Path(directory)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([seed, 1])
+    products = catalogue_products(n, seed)
+    with (root / "manifest.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CATALOGUE_COLUMNS)
+        for i, product in enumerate(products):
+            relative = f"images/p{i:04d}.png"
+            bgr = cv2.cvtColor(render_scene(product.colour, product.shape, rng, size),
+                               cv2.COLOR_RGB2BGR)
+            if not cv2.imwrite(str(root / relative), bgr):
+                raise OSError(f"could not write {root / relative}")
+            writer.writerow([relative, product.caption, product.code, product.name,
+                             product.colour, product.shape])
+    return products
+
+
+def catalogue_queries(
+    products: Sequence[Product], per_kind: int, seed: int
+) -> list[dict[str, object]]:
+    """Labelled queries of three groups: visual ("a red circle"), code ("R-4821") and mixed
+    ("red circle R-4821"); visual ones are relevant by colour and shape, the others by code."""
+    rng = np.random.default_rng([seed, 2])
+    lines: list[dict[str, object]] = []
+    shown = sorted({(p.colour, p.shape) for p in products})
+    for colour, shape in [shown[int(i)] for i in rng.permutation(len(shown))[:per_kind]]:
+        lines.append({
+            "id": f"visual-{colour}-{shape}", "group": "visual",
+            "query": caption_for(colour, shape),
+            "relevant_where": {"colour": colour, "shape": shape},
+        })
+    picked = [products[int(i)] for i in rng.permutation(len(products))[: 2 * per_kind]]
+    for product in picked[:per_kind]:
+        lines.append({
+            "id": f"code-{product.code}", "group": "code", "query": product.code,
+            "relevant_where": {"code": product.code},
+        })
+    for product in picked[per_kind:]:
+        lines.append({
+            "id": f"mixed-{product.code}", "group": "mixed",
+            "query": f"{product.colour} {product.shape} {product.code}",
+            "relevant_where": {"code": product.code},
+        })
+    return lines

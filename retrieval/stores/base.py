@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.errors import StoreError
+from retrieval.errors import StoreError, TextIndexMissingError
 from retrieval.types import CollectionInfo, Hit, Record
 
 
@@ -31,6 +31,33 @@ class Capabilities:
     # An alias may carry the name of an existing collection and wins over it (Lite pointer
     # files); False: the name must be free, so a real collection is renamed before aliasing.
     alias_shadows_collection: bool
+    # Writes to the collection may come from several processes at once (a Milvus server; a Lite
+    # file served by `mmrag serve`, written through it and by it), so an ingest re-checks ids
+    # under a lock before writing (ingest/write_lock.py).
+    shared_writers: bool = False
+    # BM25 full-text search (keyword and hybrid modes) on collections with the text index;
+    # ``full_text_missing`` says why not where it is False (the server's version).
+    full_text: bool = False
+    full_text_missing: str = ""
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How a hybrid search fuses its vector and keyword rankings (Milvus rerankers)."""
+
+    ranker: str = "rrf"  # "rrf": reciprocal rank fusion; "weighted": weighted scores
+    rrf_k: int = 60
+    weights: tuple[float, float] = (0.5, 0.5)  # (vector, keyword), for "weighted"
+
+
+def missing_text_index_message(collection: str, where: str) -> str:
+    """What to do when a collection has no text index: the command that adds it."""
+    return (
+        f"collection {collection!r} at {where} has no text index, so keyword and hybrid "
+        "search cannot run on it; add one without re-embedding with "
+        f"`mmrag reindex --add-text-index --collection {collection}`, or search with "
+        "mode=vector"
+    )
 
 
 class VectorStore(ABC):
@@ -50,12 +77,18 @@ class VectorStore(ABC):
 
     @abstractmethod
     def ensure_collection(
-        self, dim: int, model_id: str, *, spec: Mapping[str, Any] | None = None
+        self,
+        dim: int,
+        model_id: str,
+        *,
+        spec: Mapping[str, Any] | None = None,
+        text_columns: Sequence[str] | None = None,
     ) -> None:
         """Create the collection for this model, or check that an existing one matches it.
 
         ``spec`` says how to load the model again (``retrieval.model_spec``); it is recorded
-        with a new collection.
+        with a new collection. ``text_columns``: metadata columns a new collection's text index
+        holds beside the caption and file name (where the backend has full-text search).
         """
 
     @abstractmethod
@@ -100,6 +133,33 @@ class VectorStore(ABC):
         with_vectors: bool = False,
     ) -> list[list[Hit]]:
         """Top-k hits per query vector by inner product; expr is an already-safe Milvus filter."""
+
+    def has_text_index(self) -> bool:
+        """Whether the collection has the BM25 text index (keyword and hybrid search)."""
+        return False
+
+    def text_columns(self) -> tuple[str, ...]:
+        """The metadata columns the text index holds besides the caption and file name."""
+        return ()
+
+    def keyword_search(
+        self, texts: Sequence[str], k: int = 10, *, offset: int = 0, expr: str | None = None
+    ) -> list[list[Hit]]:
+        """Top-k hits per text query by BM25 over the text index (score: BM25)."""
+        raise TextIndexMissingError(missing_text_index_message(self.collection, self.where))
+
+    def hybrid_search(
+        self,
+        vectors: np.ndarray,
+        texts: Sequence[str],
+        k: int = 10,
+        *,
+        offset: int = 0,
+        expr: str | None = None,
+        fusion: Fusion = Fusion(),
+    ) -> list[list[Hit]]:
+        """Top-k hits per (vector, text) pair, the two rankings fused (score: the fusion's)."""
+        raise TextIndexMissingError(missing_text_index_message(self.collection, self.where))
 
     @abstractmethod
     def range_search(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,8 +24,16 @@ from retrieval.errors import (
     ConfigError,
     ModelMismatchError,
     StoreError,
+    TextIndexMissingError,
 )
-from retrieval.stores.base import Capabilities, Target, VectorStore
+from retrieval.stores import milvus_hybrid
+from retrieval.stores.base import (
+    Capabilities,
+    Fusion,
+    Target,
+    VectorStore,
+    missing_text_index_message,
+)
 from retrieval.stores.expr import ids_in_expr, quote_string
 from retrieval.stores.milvus_backend import MilvusBackend, backend_for
 from retrieval.stores.milvus_checks import (
@@ -54,11 +63,14 @@ from retrieval.stores.milvus_rows import (
 )
 from retrieval.stores.milvus_schema import (
     CollectionMeta,
+    TEXT_FIELD,
     build_index,
     build_schema,
+    check_text_columns,
     indexed_rows,
     is_growing,
     read_meta,
+    searchable_text,
 )
 from retrieval.types import CollectionInfo, Hit, Record
 
@@ -110,6 +122,7 @@ class MilvusStore(VectorStore):
         self._consistency = consistency
         self._meta_cache: CollectionMeta | None = None
         self._pinned = False
+        self._full_text: tuple[bool, str] | None = None  # read from the server once
         if not create:
             self.backend.require_data(collection)
         self._client: MilvusClient | None = self.backend.connect(token, connect_timeout)
@@ -118,8 +131,26 @@ class MilvusStore(VectorStore):
 
     @property
     def capabilities(self) -> Capabilities:
-        """Milvus Lite: an embedded file with pointer-file aliases; a server: real aliases."""
-        return self.backend.capabilities
+        """Milvus Lite: an embedded file with pointer-file aliases; a server: real aliases.
+
+        Full-text search (BM25) from Milvus 2.5 on: Lite 2.5.1 has it, the server says its
+        version.
+        """
+        supported, missing = self._full_text_support()
+        return replace(self.backend.capabilities, full_text=supported, full_text_missing=missing)
+
+    def _full_text_support(self) -> tuple[bool, str]:
+        """Whether this Milvus has BM25, and why not (its version), asked once."""
+        if self._full_text is None:
+            if self.backend.embedded:
+                from milvus_lite import __version__ as version
+            else:
+                with self._call("get_server_version") as client:
+                    version = str(client.get_server_version(timeout=self._timeout))
+            self._full_text = milvus_hybrid.full_text_support(
+                version, self.backend.label, self.where
+            )
+        return self._full_text
 
     @property
     def is_local(self) -> bool:
@@ -166,14 +197,23 @@ class MilvusStore(VectorStore):
             return bool(client.has_collection(self._target, timeout=self._timeout))
 
     def ensure_collection(
-        self, dim: int, model_id: str, *, spec: Mapping[str, Any] | None = None
+        self,
+        dim: int,
+        model_id: str,
+        *,
+        spec: Mapping[str, Any] | None = None,
+        text_columns: Sequence[str] | None = None,
     ) -> None:
         """Create the collection for this model, or check that an existing one matches it.
 
         ``spec`` (e.g. ``{"model": ..., "pretrained": ..., "checkpoint": ...}``) is recorded
         with a new collection, so that the model can be loaded again from the collection alone
         (``model_spec``). The store is then pinned to the collection an alias names now.
+        A new collection gets the BM25 text index where Milvus has it (2.5+), holding the
+        caption, the file name and the metadata ``text_columns``; naming columns that an
+        existing collection does not index is a ConfigError.
         """
+        columns = check_text_columns(text_columns or ())
         if not isinstance(dim, int) or dim <= 0:
             raise ConfigError(f"dimension must be a positive integer, got {dim!r}")
         if not model_id or len(model_id.encode("utf-8")) > MAX_MODEL_ID_BYTES:
@@ -186,7 +226,7 @@ class MilvusStore(VectorStore):
                 raise ConfigError(f"model spec is not plain JSON: {exc}") from exc
         if not self.exists():
             try:
-                self._create(dim, model_id, recorded)
+                self._create(dim, model_id, recorded, columns)
             except StoreError:
                 if not self.exists():  # lost a creation race: check the winner below
                     raise
@@ -197,16 +237,26 @@ class MilvusStore(VectorStore):
                 f"(dim {meta.dim}); refusing model {model_id!r} (dim {dim}). "
                 "Use another collection or re-index."
             )
+        if text_columns is not None and columns and meta.text_columns != columns:
+            raise ConfigError(
+                f"collection {self.collection!r} indexes the text columns "
+                f"{list(meta.text_columns or ())} (asked: {list(columns)}); index other columns "
+                f"with `mmrag reindex --add-text-index --text-columns {','.join(columns)}` "
+                "(no re-embedding), or ingest into a new collection"
+            )
         self._target, self._pinned = meta.collection, True
         self._load()
 
-    def _create(self, dim: int, model_id: str, spec: dict[str, Any] | None) -> None:
-        """Create schema, index and load the new collection."""
+    def _create(
+        self, dim: int, model_id: str, spec: dict[str, Any] | None, columns: tuple[str, ...]
+    ) -> None:
+        """Create schema, index (the text index where Milvus has BM25) and load the collection."""
+        text = columns if self._full_text_support()[0] else None
         with self._call("create_collection") as client:
             client.create_collection(
                 self._target,
-                schema=build_schema(dim, model_id, spec),
-                index_params=build_index(self.index_type, METRIC),
+                schema=build_schema(dim, model_id, spec, text),
+                index_params=build_index(self.index_type, METRIC, text_index=text is not None),
                 consistency_level=self._consistency,
                 timeout=self._slow_timeout,
             )
@@ -378,6 +428,11 @@ class MilvusStore(VectorStore):
             to_row(r, dim=meta.dim, model_id=meta.model_id, collection=self.collection)
             for r in latest.values()
         ]
+        if meta.text_columns is not None:
+            for row in rows:
+                row[TEXT_FIELD] = searchable_text(
+                    row["caption"], row["source"], row["metadata"], meta.text_columns
+                )
         written = 0
         for chunk in chunks_by_size(rows, meta.dim, self.backend.batch_bytes()):
             with self._call(method) as client:
@@ -537,3 +592,72 @@ class MilvusStore(VectorStore):
             hits.extend([to_hit(found) for found in per_query] for per_query in result)
         return hits
 
+    # ----- full-text: keyword (BM25) and hybrid searches (milvus_hybrid) -----------------
+
+    def has_text_index(self) -> bool:
+        """Whether the collection has the BM25 text index (recorded in its description)."""
+        return self._search_meta().text_columns is not None
+
+    def text_columns(self) -> tuple[str, ...]:
+        """The metadata columns the text index holds besides the caption and file name."""
+        return self._search_meta().text_columns or ()
+
+    def _search_meta(self) -> CollectionMeta:
+        """The collection's meta as searches read it (re-read after an unpinned max age)."""
+        return self._meta(max_age=None if self._pinned else self.backend.meta_max_age_s)
+
+    def _text_meta(self) -> CollectionMeta:
+        """The meta of a collection that can be searched by text, or TextIndexMissingError."""
+        supported, missing = self._full_text_support()
+        if not supported:
+            raise TextIndexMissingError(missing)
+        meta = self._search_meta()
+        if meta.text_columns is None:
+            raise TextIndexMissingError(missing_text_index_message(self.collection, self.where))
+        return meta
+
+    def keyword_search(
+        self, texts: Sequence[str], k: int = 10, *, offset: int = 0, expr: str | None = None
+    ) -> list[list[Hit]]:
+        """Top-k hits per text query by BM25 over the text index (score: BM25)."""
+        check_page(k, offset)
+        self._text_meta()
+        options = {"timeout": self._timeout, "consistency_level": self._consistency}
+        hits: list[list[Hit]] = []
+        for start in range(0, len(texts), QUERIES_PER_CALL):
+            with self._call("search") as client:
+                hits.extend(milvus_hybrid.keyword_search(
+                    client, self._target, texts[start : start + QUERIES_PER_CALL], k,
+                    offset=offset, expr=expr, fields=list(FIELDS), options=options,
+                ))
+        return hits
+
+    def hybrid_search(
+        self,
+        vectors: np.ndarray,
+        texts: Sequence[str],
+        k: int = 10,
+        *,
+        offset: int = 0,
+        expr: str | None = None,
+        fusion: Fusion = Fusion(),
+    ) -> list[list[Hit]]:
+        """Per (vector, text) pair: the vector and BM25 rankings fused by Milvus (RRF default)."""
+        check_page(k, offset)
+        meta = self._text_meta()
+        queries = query_matrix(vectors, meta.dim, meta.model_id, self.collection)
+        if queries.shape[0] != len(texts):
+            raise ConfigError(
+                f"hybrid search needs one text per vector; got {queries.shape[0]} vectors "
+                f"and {len(texts)} texts"
+            )
+        options = {"timeout": self._timeout, "consistency_level": self._consistency}
+        hits: list[list[Hit]] = []
+        for vector, text in zip(queries, texts, strict=True):
+            with self._call("hybrid_search") as client:
+                hits.append(milvus_hybrid.hybrid_search(
+                    client, self._target, (vector, text), k, offset=offset, expr=expr,
+                    fusion=fusion, index=(meta.index_type, METRIC), hnsw_ef=self.hnsw_ef,
+                    fields=list(FIELDS), options=options,
+                ))
+        return hits

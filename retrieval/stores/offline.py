@@ -22,9 +22,10 @@ class OfflineStore(VectorStore):
         raise StoreUnavailableError(self.message)
 
     ensure_collection = exists = info = upsert = flush = existing_ids = _down
-    search = range_search = get = delete = count = drop = list_collections = _down
+    search = range_search = get = delete = delete_where = count = drop = list_collections = _down
     wait_until_indexed = describe_target = model_spec = resolve = refresh = _down
     set_alias = describe_alias = drop_alias = list_aliases = rename = _down
+    has_text_index = text_columns = keyword_search = hybrid_search = _down
 
     @property
     def capabilities(self) -> Capabilities:
