@@ -5,15 +5,17 @@
 // This module only wires the views together; each view is its own module:
 //   search.js (search view)   detail.js (detail dialog)   chat.js (chat view)
 //   key.js (API key dialog)   filters.js + collection.js (the collection and its filters)
+//   duplicates.js (near-duplicate groups)
 //   views.js (tabs)   errors.js, hits.js, images.js (shared pieces)   api.js, dom.js (helpers)
 
 import { wireChat } from "./chat.js";
 import { collectionStatus, loadCollection } from "./collection.js";
 import { wireDetail } from "./detail.js";
+import { showDuplicates, wireDuplicates } from "./duplicates.js";
 import { wireFilters } from "./filters.js";
 import { keyEvents, wireKeyDialog } from "./key.js";
 import { refreshSearch, searchLike, wireSearch } from "./search.js";
-import { wireViews } from "./views.js";
+import { onShow, wireViews } from "./views.js";
 
 function init() {
   wireSearch();
@@ -32,6 +34,8 @@ function init() {
     refreshSearch();
   });
   wireChat();
+  wireDuplicates();
+  onShow("duplicates", showDuplicates);
   wireViews();
   document.body.dataset.ready = "true";
   loadCollection();
