@@ -20,29 +20,45 @@ from mmrag.cli import main
 
 
 @pytest.mark.slow
-def test_peers_tiny_runs_mmrag_towhee_and_the_naive_loop(
+def test_peers_tiny_runs_mmrag_and_towhees_runtime(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MMRAG_BENCH_CACHE", str(tmp_path / "cache"))
     out, md = tmp_path / "peers.json", tmp_path / "peers.md"
-    code = main(["bench", "--tiny", "--peers", "--peer-tools", "mmrag,towhee,naive",
+    code = main(["bench", "--tiny", "--peers", "--peer-tools", "mmrag,towhee",
                  "--models", "mmrag-demo", "--torch-threads", "1",
                  "--json", str(out), "--markdown", str(md)])
     assert code == 0
     report = json.loads(out.read_text())
     assert {row["section"] for row in report["rows"]} == {"peers"}  # --peers alone
     tools = report["extra"]["peers"]["tools"]
-    assert set(tools) == {"mmrag", "towhee", "naive"}
+    assert set(tools) == {"mmrag", "towhee"}
     for tool in tools.values():
         assert not tool["skipped"], tool
         assert tool["images"] == TINY["peer_images"]  # rows counted in each tool's store
         assert 0 < tool["run_s"] <= tool["wall_s"]
-    assert tools["towhee"]["precision"] == tools["mmrag"]["precision"]  # one model path
+    assert tools["towhee"]["extra"]["precision"] == tools["mmrag"]["extra"]["precision"]
     ratios = {row["figure"]: row for row in report["rows"] if row["baseline"]}
     towhee = next(r for f, r in ratios.items() if "mmrag vs towhee" in f)
     assert towhee["target"] == ">= 2" and towhee["ratio"] > 0
-    assert any("mmrag vs naive per-row loop" in f for f in ratios)
     assert "| peers |" in md.read_text()
+
+
+@pytest.mark.slow
+def test_naive_child_writes_one_row_per_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmrag.bench.models import checkpoint_for
+    from mmrag.bench.peers import naive_child
+    from mmrag.bench.workload import write_jpegs
+
+    monkeypatch.setenv("MMRAG_BENCH_CACHE", str(tmp_path / "cache"))
+    write_jpegs(tmp_path / "imgs", 5)
+    assert naive_child.main(["--folder", str(tmp_path / "imgs"), "--model", "mmrag-demo",
+                             "--checkpoint", str(checkpoint_for("mmrag-demo")),
+                             "--db", str(tmp_path / "naive.db")]) == 0
+    counted = parse_result_line(capsys.readouterr().out)
+    assert counted.images == 5 and counted.run_s > 0  # rows counted in the Lite file
 
 
 def test_clip_retrieval_command_takes_the_checkpoint_through_its_own_loader(
