@@ -90,7 +90,7 @@ class ImageHandler(BaseHTTPRequestHandler):
     requested = threading.Event()
     release = threading.Event()
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         if self.path == "/slow.png":
             type(self).requested.set()
             type(self).release.wait(WAIT_S)

@@ -5,6 +5,7 @@
 // This module only wires the views together; each view is its own module:
 //   search.js (search view)   detail.js (detail dialog)   chat.js (chat view)
 //   key.js (API key dialog)   filters.js + collection.js (the collection and its filters)
+//   upload.js ("Add images": upload, progress, rejects)
 //   duplicates.js (near-duplicate groups)
 //   views.js (tabs)   errors.js, hits.js, images.js (shared pieces)   api.js, dom.js (helpers)
 
@@ -15,6 +16,7 @@ import { showDuplicates, wireDuplicates } from "./duplicates.js";
 import { wireFilters } from "./filters.js";
 import { keyEvents, wireKeyDialog } from "./key.js";
 import { refreshSearch, searchLike, wireSearch } from "./search.js";
+import { wireUpload } from "./upload.js";
 import { onShow, wireViews } from "./views.js";
 
 function init() {
@@ -34,6 +36,7 @@ function init() {
     refreshSearch();
   });
   wireChat();
+  wireUpload();
   wireDuplicates();
   onShow("duplicates", showDuplicates);
   wireViews();
