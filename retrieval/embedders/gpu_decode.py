@@ -3,8 +3,9 @@
 ``torchvision.io.decode_jpeg(list, device='cuda')`` decodes a whole batch with nvJPEG; the
 resize, crop and normalisation follow ``preprocess.py``'s plan (the same output sizes, crop
 offsets and padding) with torch's antialiased filter in float32, rounded to whole levels like
-the CPU path's uint8 kernel, so a prepared image is within about one level of the CPU path's
-(cosine of the embeddings >= 0.999: ``scripts/gpu_check.py``). EXIF orientation is applied on
+Pillow's 8-bit passes: within one level of open_clip's own Pillow transform (the CPU path's
+pre-shrink of images over 6x the input differs by a fraction of a level on average; cosine of
+the embeddings >= 0.999: ``scripts/gpu_check.py``). EXIF orientation is applied on
 the device. A batch nvJPEG refuses is decoded image by image, and an image it still refuses
 goes through the CPU path (``decode_image``), which either decodes it or gives the same reject
 reason a CPU ingest gives. On ``device='cpu'`` the same code runs with torchvision's libjpeg
@@ -129,17 +130,27 @@ def prepare_tensors(
     """``preprocess_image`` in torch for a (B, 3, H, W) uint8 batch of one size, on its device."""
     height, width = int(pixels.shape[2]), int(pixels.shape[3])
     size, interpolation, fill = resize_plan(height, width, cfg)
-    x = pixels.float()
-    if (height, width) != size:
-        mode = "bilinear" if interpolation == "bilinear" else "bicubic"
-        x = torch.nn.functional.interpolate(x, size=size, mode=mode, antialias=True)
-        x = x.round_().clamp_(0.0, 255.0)  # whole levels, as the CPU path's uint8 kernel
+    x = _resize(pixels.float(), size, "bilinear" if interpolation == "bilinear" else "bicubic")
     if cfg.resize_mode != "squash":
         x = _center_crop_or_pad(x, cfg.size, fill)
     if mean is None or std is None:
         mean = torch.tensor(cfg.mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(cfg.std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
     return ((x / 255.0) - mean) / std
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """Pillow's antialiased resize in float: width first, then height, each pass rounded and
+    clipped to whole levels as Pillow's 8-bit passes are (within one level of Pillow's output;
+    one float pass would differ by up to 8 levels where bicubic overshoots at edges)."""
+    height, width = int(x.shape[2]), int(x.shape[3])
+    if width != size[1]:
+        x = torch.nn.functional.interpolate(x, size=(height, size[1]), mode=mode, antialias=True)
+        x = x.round_().clamp_(0.0, 255.0)
+    if height != size[0]:
+        x = torch.nn.functional.interpolate(x, size=size, mode=mode, antialias=True)
+        x = x.round_().clamp_(0.0, 255.0)
+    return x
 
 
 def _center_crop_or_pad(x: torch.Tensor, size: tuple[int, int], fill: int) -> torch.Tensor:
