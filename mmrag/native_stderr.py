@@ -2,7 +2,9 @@
 
 OpenCV decodes PNGs with libpng and installs no warning handler, so libpng prints
 ``libpng warning: iCCP: known incorrect sRGB profile`` (and the like) with ``fprintf(stderr)``
-for harmless ancillary chunks; OpenCV's log level does not reach it. Redirecting fd 2 around
+for harmless ancillary chunks; OpenCV's log level does not reach it. (The most common one, a
+bad ``iCCP`` colour profile, never reaches libpng: ``retrieval.png_chunks`` drops the chunk
+before decoding, in the API too; this filter is for the rest.) Redirecting fd 2 around
 each decode call would race with the decode threads, so the CLI instead points fd 2 at a pipe
 for the whole run: a small forwarder *process* drops the filtered lines and passes everything
 else on unchanged. Python's own ``sys.stderr`` is moved to a copy of the real stderr, so rich

@@ -38,6 +38,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
 from retrieval.errors import ImageDecodeError
+from retrieval.png_chunks import without_color_profile
 
 DEFAULT_MAX_PIXELS = 50_000_000
 EXIF_ORIENTATION = 0x0112
@@ -195,7 +196,10 @@ def reduced_decode(data: bytes, scale: int) -> np.ndarray | None:
     of twice; a remaining factor is an area resize of the half.
     """
     try:
-        half = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_REDUCED_COLOR_2)
+        half = cv2.imdecode(
+            np.frombuffer(without_color_profile(data), dtype=np.uint8),
+            cv2.IMREAD_REDUCED_COLOR_2,
+        )
     except cv2.error:
         return None
     if half is None or half.size == 0:
@@ -220,7 +224,7 @@ def _decode_cv2(
     else:
         flags = _DRAFT_FLAGS.get(scale, _FLAGS_NO_ALPHA)
     try:
-        decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+        decoded = cv2.imdecode(np.frombuffer(without_color_profile(data), dtype=np.uint8), flags)
     except cv2.error:
         return None
     if decoded is None or decoded.size == 0:

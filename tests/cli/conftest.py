@@ -23,15 +23,19 @@ EVIL_ESCAPED = "\\x1b]0;PWNED\\x07\\x1b[2J"
 MARKUP = "[bold red]loud[/]"
 
 
-def png_with_bad_icc_profile(index: int) -> bytes:
-    """A real PNG with an iCCP chunk libpng warns about ('iCCP: too short'); pixels are fine."""
+def png_with_native_warnings(index: int) -> bytes:
+    """A real PNG with chunks libpng warns about: an iCCP profile ('iCCP: too short', which
+    mmrag drops before decoding) and a bKGD chunk ('bKGD: invalid'); pixels are fine."""
     ok, encoded = cv2.imencode(".png", make_test_image(index, 48, 64))
     assert ok
     data = encoded.tobytes()
-    body = b"bogus\0\0" + zlib.compress(b"\0" * 200)
-    chunk = struct.pack(">I", len(body)) + b"iCCP" + body
-    chunk += struct.pack(">I", zlib.crc32(b"iCCP" + body) & 0xFFFFFFFF)
-    return data[:33] + chunk + data[33:]  # right after the signature and IHDR
+    chunks = b"".join(
+        struct.pack(">I", len(body)) + kind + body
+        + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        for kind, body in ((b"iCCP", b"bogus\0\0" + zlib.compress(b"\0" * 200)),
+                           (b"bKGD", b"\0"))
+    )
+    return data[:33] + chunks + data[33:]  # right after the signature and IHDR
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ def hostile_files(tmp_path_factory: pytest.TempPathFactory) -> HostileFiles:
     names = (f"evil{EVIL}.png", "[bold red]loud.png", "plain.png")
     rows = []
     for i, name in enumerate(names):
-        (images / name).write_bytes(png_with_bad_icc_profile(i))
+        (images / name).write_bytes(png_with_native_warnings(i))
         rows.append({"path": str(images / name), "caption": f"caption {i} {EVIL} {MARKUP}"})
     (images / f"broken{EVIL}.png").write_bytes(b"\x89PNG not an image")
     rows.append({"path": str(images / f"broken{EVIL}.png"), "caption": "broken"})
