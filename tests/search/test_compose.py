@@ -245,12 +245,14 @@ def test_cli_composed_queries_match_the_weighted_sum(
         (f'"{OPPOSED_TEXT}" + @{OPPOSITE_ID}', "cancel each other out"),
         ('"a dog" + img:/no/such/file.jpg', "cannot read img:/no/such/file.jpg"),
         ('"a dog" "a cat"', "expected + or - between terms"),
+        ('"a dog" --mode keyword', "searched by vector only"),
     ],
 )
 def test_cli_refuses_bad_compositions(
     collection: Collection, capsys: pytest.CaptureFixture[str], query: str, message: str
 ) -> None:
-    code, err = cli(collection, capsys, query)
+    query, *extra = query.split(" --mode ")
+    code, err = cli(collection, capsys, query, *(["--mode", *extra] if extra else []))
     assert code == 2
     assert message in str(err)
 
@@ -296,6 +298,7 @@ def test_api_composed_search_json_and_multipart(
         ({"terms": [{"text": OPPOSED_TEXT}, {"image_id": OPPOSITE_ID}]}, 422, "cancel"),
         ({"terms": [{"text": "a", "image_id": "b"}]}, 422, "exactly one of"),
         ({"terms": [{"image": "photo"}]}, 422, "names no file part"),
+        ({"terms": [{"text": "a dog"}], "mode": "keyword"}, 422, "searched by vector only"),
     ],
 )
 def test_api_refuses_bad_compositions(

@@ -9,6 +9,7 @@ query vector: the same filters, paging, score floor and MMR as ``POST /search``.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -220,6 +221,10 @@ async def search_composed(request: Request, service: ServiceDep) -> SearchRespon
         raise ApiError(422, f"file part {unused[0]!r} is not named by any image term",
                        type="invalid_request")
     params = await search_params(service, body)
+    if params.mode not in (None, "vector"):
+        raise ApiError(422, f"a composed query is searched by vector only; drop mode="
+                       f"{params.mode} or send mode=vector", type="invalid_request")
+    params = replace(params, mode="vector")
     vectors, made = await _term_vectors(service, body, terms, uploads)
     combined = combine(terms, vectors)
     if made and any(q.embedder is not made[0].embedder for q in made):
