@@ -4,12 +4,20 @@ opens the detail dialog, and a threshold outside (0, 1] is refused with a messag
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 from selenium.webdriver.common.by import By
 
-from tests.ui.ui_support import Server, console_errors, open_page, wait_for, wait_thumbnails
+from tests.ui.ui_support import (
+    Server,
+    console_errors,
+    open_page,
+    screenshot,
+    wait_for,
+    wait_thumbnails,
+)
 
 THRESHOLD = "0.9"  # the demo gallery repeats colour-shape pairs: they group at this level
 
@@ -25,7 +33,9 @@ def _status(page: Any) -> str:
     return page.find_element(By.ID, "dup-status").text
 
 
-def test_duplicates_view_shows_the_api_groups(page: Any, ui_server: Server) -> None:
+def test_duplicates_view_shows_the_api_groups(
+    page: Any, ui_server: Server, ui_output: Path
+) -> None:
     with httpx.Client(base_url=ui_server.base, trust_env=False, timeout=60) as api:
         first = api.get("/duplicates", params={"threshold": THRESHOLD, "page_size": 12}).json()
     assert first["total_groups"] > 0, first
@@ -44,6 +54,7 @@ def test_duplicates_view_shows_the_api_groups(page: Any, ui_server: Server) -> N
     assert shown[0]["title"].startswith(f"Group 1: {first['groups'][0]['size']} images")
     assert f"{first['total_groups']} groups" in _status(page)
     wait_thumbnails(page, "#dup-groups img", len(expected[0]))  # the first group (lazy below)
+    screenshot(page, ui_output / "duplicates.png")
     # a thumbnail opens the detail dialog of that image
     page.find_element(By.CSS_SELECTOR, "#dup-groups .dup-member").click()
     dialog = page.find_element(By.ID, "detail")
