@@ -89,6 +89,14 @@ def check_terms(terms: Sequence[Term]) -> None:
         )
 
 
+def single_text(terms: Sequence[Term]) -> str | None:
+    """The text of a composition that is one positive text term (``"R-4821"``): its direction
+    is that text's, so it is searched as that plain text query, in any search mode."""
+    if len(terms) == 1 and terms[0].kind is TermKind.TEXT and terms[0].weight > 0:
+        return terms[0].value
+    return None
+
+
 def combine(terms: Sequence[Term], vectors: Sequence[np.ndarray]) -> np.ndarray:
     """The weighted sum of the terms' unit vectors, renormalised (float32, unit length)."""
     check_terms(terms)

@@ -126,7 +126,13 @@ def read_query_image(path: str) -> np.ndarray:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Embed the query with the collection's model and print hits."""
     from retrieval.components import build_components
-    from retrieval.compose import check_terms, compose_vector, is_composed, parse_composition
+    from retrieval.compose import (
+        check_terms,
+        compose_vector,
+        is_composed,
+        parse_composition,
+        single_text,
+    )
     from retrieval.filters import with_modality
     from retrieval.follow_model import check_query_model, query_embedder
     from retrieval.imaging import decode_image
@@ -166,6 +172,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             except OSError as exc:
                 raise ConfigError(f"cannot read {str(args.image)!r}: {exc.strerror}") from exc
             hits = searcher.search_image(decode_image(data), request)
+        elif terms is not None and single_text(terms) is not None:  # '"R-4821"': plain text
+            hits = searcher.search_text(single_text(terms) or "", request)
         elif terms is not None:  # '"beach" + "sunset" - "people"', @ID, img:PATH
             if request.mode not in (None, "vector"):
                 raise ConfigError(

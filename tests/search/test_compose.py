@@ -234,6 +234,9 @@ def test_cli_composed_queries_match_the_weighted_sum(
     assert cli(collection, capsys, f"@{collection.ids[3]}")[1][0] == collection.ids[3]  # type: ignore[index]
     plain = [h.id for h in Searcher(embedder, store).search_text("dog + cat - grass")]
     assert cli(collection, capsys, "dog + cat - grass") == (0, plain)
+    # one quoted text is that plain text query, in the collection's own mode
+    quoted = [h.id for h in Searcher(embedder, store).search_text("a cat", SearchRequest(k=3))]
+    assert cli(collection, capsys, '2*"a cat"', "-k", "3") == (0, quoted)
 
 
 @pytest.mark.parametrize(
