@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from retrieval.answerers.base import Answer, Answerer, AnswerEvent, ChatMessage, GenerationOptions
 from retrieval.errors import ConfigError
 from retrieval.search import Searcher, SearchRequest
+from retrieval.stores.base import Fusion
 from retrieval.types import Hit
 
 SHORT_TURN_WORDS = 4
@@ -35,7 +36,7 @@ ANAPHORA = frozenset({
     "ones", "more", "another", "other", "others", "same", "similar", "else",
 })
 _WORD = re.compile(r"[\w']+")
-AsyncRetriever = Callable[[str, int, str | None], Awaitable[list[Hit]]]
+AsyncRetriever = Callable[[str, SearchRequest], Awaitable[list[Hit]]]
 
 
 def leans_on_history(text: str) -> bool:
@@ -100,6 +101,12 @@ class ChatQuery:
     k: int = DEFAULT_K
     expr: str | None = None
     options: GenerationOptions | None = None
+    mode: str | None = None  # vector | keyword | hybrid; None: the collection's default
+    fusion: Fusion = field(default_factory=Fusion)
+
+    def request(self) -> SearchRequest:
+        """The search this turn retrieves with."""
+        return SearchRequest(k=self.k, expr=self.expr, mode=self.mode, fusion=self.fusion)
 
 
 class ChatService:
@@ -136,8 +143,7 @@ class ChatService:
         """The hits for the conversation's retrieval query."""
         if self.searcher is None:
             raise ConfigError("this ChatService has only an async retriever; use aretrieve")
-        request = SearchRequest(k=query.k, expr=query.expr)
-        return self.searcher.search_text(self.query_text(query), request)
+        return self.searcher.search_text(self.query_text(query), query.request())
 
     def answer(self, query: ChatQuery) -> Answer:
         """Retrieve, then answer at once."""
@@ -155,7 +161,7 @@ class ChatService:
         """``retrieve`` without blocking the event loop."""
         text = self.query_text(query)
         if self.retriever is not None:
-            return await self.retriever(text, query.k, query.expr)
+            return await self.retriever(text, query.request())
         return await asyncio.to_thread(self.retrieve, query)
 
     async def aanswer(self, query: ChatQuery) -> Answer:

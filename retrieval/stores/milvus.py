@@ -214,6 +214,8 @@ class MilvusStore(VectorStore):
         existing collection does not index is a ConfigError.
         """
         columns = check_text_columns(text_columns or ())
+        if columns and not self._full_text_support()[0]:
+            raise TextIndexMissingError(self._full_text_support()[1])
         if not isinstance(dim, int) or dim <= 0:
             raise ConfigError(f"dimension must be a positive integer, got {dim!r}")
         if not model_id or len(model_id.encode("utf-8")) > MAX_MODEL_ID_BYTES:

@@ -320,7 +320,9 @@ TEXTS = ("a photo of a dog", "a cat", "a bird in the sky", "a fish", "something 
 
 
 def test_concurrent_searches_match_one_by_one_in_fewer_store_calls(api_data: ApiData) -> None:
-    bodies = [{"query": f"{TEXTS[i % len(TEXTS)]} {i}", "k": 5} for i in range(20)]
+    # vector searches are the batched ones (keyword and hybrid go to the store one by one)
+    bodies = [{"query": f"{TEXTS[i % len(TEXTS)]} {i}", "k": 5, "mode": "vector"}
+              for i in range(20)]
 
     async def test(served: Served) -> None:
         before = await served.search_calls()

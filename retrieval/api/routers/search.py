@@ -29,12 +29,15 @@ from retrieval.api.schemas import (
     error_responses,
 )
 from retrieval.api.service import Service
+from retrieval.search import image_mode
 from retrieval.stores.expr import identifier, literal
 from retrieval.types import Hit
 
 router = APIRouter(route_class=DepthLimitedRoute)  # tags per route: /search/similar: UI's
 MAX_FORM_FIELD_BYTES = 64 * 1024
-_FORM_FIELDS = ("k", "offset", "filter", "min_score", "diversity", "collection")
+_FORM_FIELDS = (
+    "k", "offset", "filter", "min_score", "diversity", "collection", "mode", "modality",
+)
 _INT_FIELDS = frozenset({"k", "offset"})
 _NUMBER_FIELDS = frozenset({"min_score", "diversity"})
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
@@ -72,6 +75,7 @@ def _response(
     options: SearchOptions,
     hits: list[Hit],
     started: float,
+    mode: str = "vector",
 ) -> SearchResponse:
     """The page of hits as the API returns it."""
     shown = non_default(service, options.collection)
@@ -79,6 +83,7 @@ def _response(
         collection=options.collection or service.settings.collection,
         k=options.k,
         offset=options.offset,
+        mode=mode,
         hits=[hit_out(request, hit, shown) for hit in hits],
         took_ms=round((time.perf_counter() - started) * 1000.0, 3),
     )
@@ -88,13 +93,20 @@ def _response(
     "/search",
     tags=["search"],
     response_model=SearchResponse,
-    summary="Text-to-image search",
+    summary="Text search: vector, keyword (BM25) or hybrid",
     responses=error_responses(400, 404, 409, 422, 503),
 )
 async def search_text(
     body: TextSearchRequest, request: Request, service: ServiceDep
 ) -> SearchResponse:
-    """Rank stored images by similarity to a text query (filters, paging, min_score, MMR)."""
+    """Rank stored items for a text query (modes, filters, paging, min_score, MMR).
+
+    ``mode``: vector (CLIP similarity), keyword (BM25 over captions, file names and indexed
+    text columns) or hybrid (both, fused by Milvus with RRF, or ``ranker=weighted`` with
+    ``hybrid_weights``); unset, hybrid where the collection has the text index, else vector.
+    A collection without the text index answers keyword and hybrid with a 422 naming the
+    command that adds it.
+    """
     started = time.perf_counter()
     query = body.query.strip()
     limit = service.settings.max_query_chars
@@ -105,9 +117,14 @@ async def search_text(
             422, f"query is {len(query)} characters; at most {limit}", type="invalid_query"
         )
     params = await search_params(service, body)  # bad filters fail before the model runs
-    vector = await service.models.embed_text(query)
-    hits = await service.searches.search(vector, body.collection, params)
-    return _response(request, service, body, hits, started)
+    params = await service.searches.resolve(body.collection, params, text=True)
+    mode = params.mode or "vector"
+    if mode == "keyword":
+        hits = await service.searches.keyword(query, body.collection, params)
+    else:
+        vector = await service.models.embed_text(query)
+        hits = await service.searches.search(vector, body.collection, params, text=query)
+    return _response(request, service, body, hits, started, mode)
 
 
 def _validate(model: type[SearchOptions], data: Any) -> Any:
@@ -180,11 +197,11 @@ async def search_image(request: Request, service: ServiceDep) -> SearchResponse:
     options: SearchOptions
     if media == "multipart/form-data":
         options, data = await _from_form(request, service)
-        params = await search_params(service, options)
+        params = image_mode(await search_params(service, options))
     elif media == "application/json" or media.endswith("+json"):
         body = _validate(ImageUrlSearchRequest, await request.body())
         options = body
-        params = await search_params(service, options)  # bad filters fail before any fetch
+        params = image_mode(await search_params(service, options))  # bad ones fail before a fetch
         data = await fetch_image(
             body.url, max_bytes=settings.max_upload_bytes, allow_private=settings.allow_private_urls
         )
@@ -241,7 +258,7 @@ async def search_similar(
     vector = np.asarray(records[0].vector, dtype=np.float32)
     if vector.size == 0:
         raise ApiError(409, f"item {body.id!r} has no stored vector", type="conflict")
-    params = await search_params(service, body)
+    params = image_mode(await search_params(service, body))
     if not body.include_self:  # a filter clause, so that pages stay consistent
         itself = f"{identifier('id')} != {literal(body.id)}"
         params = replace(params, expr=f"({params.expr}) and ({itself})" if params.expr else itself)
