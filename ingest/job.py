@@ -2,13 +2,14 @@
 
 Stages (each its own thread; ``workers`` stages run on pools)::
 
-    item --flat_map expand--> work             videos -> sampled frames (decoded here)
+    item --flat_map expand--> work             videos -> sampled frames (decoded here);
+                                               text documents -> passages (split here)
          --map precheck (batch)-->             known ids (manifest id, frame) vs store + run
          --map read (fetch_workers)-->         file bytes / URL fetch, content-hash id
          --map check (batch)-->                content ids vs store + run
          --map decode (workers)-->             decode + model preprocessing
          --filter route-->                     count rejects and duplicates; keep new items
-         --map embed (batch_size)-->           full model batches
+         --map embed (batch_size)-->           full model batches (passages: the text tower)
          --map upsert (insert_batch_size)-->   batched writes; one flush at the end
 
 Already-stored items are found by id before anything is read (manifest ids, video frames) or
@@ -41,6 +42,7 @@ from ingest.write_lock import WriteGuard
 from pipelines import pipe
 from pipelines.errors import PipelineError
 from retrieval.components import Components
+from retrieval.embedders.base import Embedder
 from retrieval.embedders.tagged import EmbeddingModel
 from retrieval.errors import MmragError
 from retrieval.image_rows import (
@@ -53,6 +55,8 @@ from retrieval.image_rows import (
 from retrieval.imaging import DEFAULT_MAX_PIXELS
 from retrieval.model_spec import spec_from_settings
 from retrieval.source_names import display_text
+from retrieval.text_rows import passage_record, text_budget
+from retrieval.types import Record
 
 
 class ProgressSink(Protocol):
@@ -122,7 +126,10 @@ class IngestSummary:
     ``captions_truncated`` counts stored rows whose caption was cut to the store's caption
     field; ``truncated`` lists the first of their sources. ``skipped_by_type`` counts the files
     of a folder that are of no type mmrag ingests (``.psd``, ``.txt``): never read, never
-    silent, and not part of ``scanned``.
+    silent, and not part of ``scanned``. Text documents count one item per passage;
+    ``passages_removed`` counts old passages of edited documents taken out of the store, and
+    ``text_recoded`` the documents that were not valid UTF-8 (decoded with U+FFFD
+    replacements; ``recoded`` names the first of them).
     """
 
     ingested: int = 0
@@ -135,6 +142,9 @@ class IngestSummary:
     captions_truncated: int = 0
     truncated: list[str] = field(default_factory=list)
     skipped_by_type: dict[str, int] = field(default_factory=dict)
+    passages_removed: int = 0
+    text_recoded: int = 0
+    recoded: list[str] = field(default_factory=list)
 
     @property
     def skipped(self) -> int:
@@ -169,6 +179,8 @@ class IngestSummary:
             "captions_truncated": self.captions_truncated,
             "skipped": self.skipped,
             "skipped_by_type": dict(sorted(self.skipped_by_type.items())),
+            "passages_removed": self.passages_removed,
+            "text_recoded": self.text_recoded,
             "elapsed_s": round(self.elapsed_s, 3),
             "throughput_per_s": round(self.throughput, 2),
         }
@@ -190,7 +202,31 @@ class _Tally:
         self.kept = kept
         self.seen: set[str] = set()
         self.claimed: dict[str, str] = {}  # manifest id -> the source that first claimed it
+        self.documents: dict[str, tuple[str, str]] = {}  # document key -> (doc_id, source)
         self.lock = threading.Lock()
+
+    def claim(self, key: str, doc_id: str, source: str) -> str | None:
+        """None for a document key new in this run (or seen with this text), else why not."""
+        with self.lock:
+            first = self.documents.setdefault(key, (doc_id, source))
+        if first[0] == doc_id:
+            return None
+        return (
+            f"document {key!r} is repeated with other text; the first, from "
+            f"{display_text(first[1])}, was kept: give each document its own id"
+        )
+
+    def recoded(self, source: str, note: str) -> None:
+        """Count a document decoded with replacements (the note goes to the log's reader)."""
+        with self.lock:
+            self.summary.text_recoded += 1
+            if len(self.summary.recoded) < self.kept:
+                self.summary.recoded.append(f"{display_text(source)}: {clean_reason(note)}")
+
+    def removed(self, n: int) -> None:
+        """Count old passages of edited documents removed from the store."""
+        with self.lock:
+            self.summary.passages_removed += n
 
     def route(self, work: Work) -> bool:
         """Keep only works that go to the model; count and record the rest."""
@@ -304,12 +340,15 @@ def run_ingest(
             progress.add_total(n - 1)
 
     expander = Expander(
-        store.existing_ids, embedder.prepare_image, opts.video_every_s, opts.max_pixels, planned
+        store.existing_ids, embedder.prepare_image, opts.video_every_s, opts.max_pixels, planned,
+        budget=text_budget(embedder), remove_where=store.delete_where, documents=tally,
+        max_bytes=opts.max_bytes,
     )
 
     def check(batch: list[Work]) -> list[Work]:
         pending = [w for w in batch if not w.settled and not w.checked and w.id]
-        ids = [w.id for w in pending if w.prepared is None]  # frames were checked by expand
+        # frames and passages were checked by expand
+        ids = [w.id for w in pending if w.prepared is None and w.text is None]
         return tally.mark_known(batch, store.existing_ids(ids) if ids else set())
 
     def read(work: Work) -> Work:
@@ -325,17 +364,13 @@ def run_ingest(
 
     def embed(batch: list[Work]) -> list[np.ndarray]:
         with hooks.turn("model"):
-            return list(embedder.embed_prepared([work.prepared for work in batch]))
+            return embed_mixed(embedder, batch)
 
     def upsert(batch: list[Work], vectors: list[np.ndarray]) -> list[int]:
         with guard:
             stored = guard.stored([w.id for w in batch])
             fresh = [(w, v) for w, v in zip(batch, vectors, strict=True) if w.id not in stored]
-            records = [
-                image_record(w.id, v, model, source=w.source, caption=w.item.caption,
-                             metadata=w.fields)
-                for w, v in fresh
-            ]
+            records = [row_record(w, v, model) for w, v in fresh]
             with hooks.turn("write"):
                 refused = write_rows(store, records, new=True)
         for index, reason in refused.items():
@@ -343,7 +378,7 @@ def run_ingest(
         tally.duplicates(len(batch) - len(fresh))
         truncated = [
             w.source for i, (w, _) in enumerate(fresh)
-            if i not in refused and fit_caption(w.item.caption)[1]
+            if i not in refused and w.text is None and fit_caption(w.item.caption)[1]
         ]
         tally.ingested(len(records) - len(refused), truncated)
         return [1] * len(batch)
@@ -378,6 +413,31 @@ def run_ingest(
     store.flush()
     summary.elapsed_s = time.perf_counter() - started
     return summary
+
+
+def embed_mixed(embedder: Embedder, batch: list[Work]) -> list[np.ndarray]:
+    """Vectors for a batch in order: passages through the text tower, the rest as images."""
+    texts = [i for i, work in enumerate(batch) if work.text is not None]
+    images = [i for i, work in enumerate(batch) if work.text is None]
+    vectors: list[np.ndarray] = [np.empty(0)] * len(batch)
+    if texts:
+        for i, vector in zip(texts, embedder.embed_texts([batch[i].text or "" for i in texts]),
+                             strict=True):
+            vectors[i] = vector
+    if images:
+        for i, vector in zip(images, embedder.embed_prepared([batch[i].prepared for i in images]),
+                             strict=True):
+            vectors[i] = vector
+    return vectors
+
+
+def row_record(work: Work, vector: np.ndarray, model: EmbeddingModel) -> Record:
+    """The stored row of a work: a passage's, or an image's (or video frame's)."""
+    if work.text is not None:
+        return passage_record(work.id, vector, model, source=work.source, text=work.text,
+                              metadata=work.fields)
+    return image_record(work.id, vector, model, source=work.source, caption=work.item.caption,
+                        metadata=work.fields)
 
 
 def until_stopped(items: Iterable[SourceItem], stop: Callable[[], bool]) -> Iterator[SourceItem]:

@@ -19,11 +19,12 @@ Prepare = Callable[[Any], Any]
 
 @dataclass(frozen=True)
 class Work:
-    """One stored-to-be row on its way through the job (an image, or one video frame).
+    """One stored-to-be row on its way through the job (an image, a video frame or a passage).
 
     ``id`` is empty until known (the manifest's id, a frame's id, or the content hash once
     read); ``checked`` says it was looked up in the store; a row leaves the job ``ready`` (with
-    ``prepared`` model input), as a ``duplicate``, or with an ``error`` and its ``stage``.
+    ``prepared`` model input, or a passage's ``text`` for the text tower), as a ``duplicate``,
+    or with an ``error`` and its ``stage``.
     """
 
     item: SourceItem
@@ -32,6 +33,7 @@ class Work:
     metadata: Mapping[str, Any] | None = None
     data: bytes | None = None
     prepared: Any = None
+    text: str | None = None
     error: str | None = None
     stage: str = ""
     duplicate: bool = False
@@ -51,8 +53,8 @@ class Work:
 
     @property
     def ready(self) -> bool:
-        """Decoded and prepared, new, and not rejected."""
-        return self.prepared is not None and not self.settled
+        """Decoded and prepared (or a passage's text), new, and not rejected."""
+        return (self.prepared is not None or self.text is not None) and not self.settled
 
     @property
     def fields(self) -> Mapping[str, Any]:
@@ -61,12 +63,12 @@ class Work:
 
     def reject(self, reason: str, stage: str) -> Work:
         """This work, rejected with a one-line reason (payloads dropped)."""
-        return replace(self, error=reason, stage=stage, data=None, prepared=None)
+        return replace(self, error=reason, stage=stage, data=None, prepared=None, text=None)
 
 
 def read_work(work: Work, fetcher: Fetcher, max_bytes: int) -> Work:
     """Read a file or fetch a URL, and derive the id (the manifest's id wins over the hash)."""
-    if work.settled or work.prepared is not None or work.data is not None:
+    if work.settled or work.prepared is not None or work.data is not None or work.text is not None:
         return work
     item = work.item
     if item.kind == "url":

@@ -94,11 +94,6 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "--model-actors", type=_positive_int,
         help="Ray: model replicas (default: one per GPU of the cluster, else 1)",
     )
-    p.add_argument(
-        "--text-columns",
-        help="manifest columns to index for keyword and hybrid search beside the caption and "
-        "file name, e.g. title,sku (set when the collection is created)",
-    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     p.set_defaults(run=run)
@@ -145,8 +140,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         check_ray_settings(settings, local=not args.address)  # before the rejects file is truncated
     components = build_components(settings) if args.engine == "local" else None
-    if args.text_columns:
-        _create_with_text_columns(settings, components, args.text_columns)
     rejects = RejectsFile(rejects_path)
     console = Console(stderr=True, quiet=args.quiet)
     try:
@@ -168,26 +161,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     code = 1 if args.strict and summary.rejected else 0
     _report(args, settings, shard, summary, code)
     return code
-
-
-def _create_with_text_columns(settings: Settings, components: Any, columns: str) -> None:
-    """Create the collection with these text columns indexed (or check an existing one)."""
-    from retrieval.components import build_components
-    from retrieval.model_spec import spec_from_settings
-
-    own = components is None  # the Ray engine builds its own components later
-    parts = build_components(settings) if own else components
-    done = False
-    try:
-        embedder = parts.embedder
-        parts.store.ensure_collection(
-            embedder.dim, embedder.model_id, spec=spec_from_settings(settings),
-            text_columns=[c for c in columns.split(",") if c.strip()],
-        )
-        done = True
-    finally:
-        if own or not done:  # a refusal ends the command: release the store now
-            parts.close()
 
 
 def _report(
@@ -213,7 +186,7 @@ def _report(
         return
     from rich.console import Console
 
-    from ingest.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+    from ingest.sources import IMAGE_EXTENSIONS, TEXT_EXTENSIONS, VIDEO_EXTENSIONS
 
     out = Console(highlight=False, soft_wrap=True)
     for reject in summary.rejects[:REJECTS_SHOWN]:
@@ -229,13 +202,23 @@ def _report(
         f"at {markup_safe(settings.uri)}{shard_note}"
     )
     if summary.skipped:
-        out.print(f"{markup_safe(summary.skipped_text())} (not an image or video type mmrag "
-                  "ingests)")
+        out.print(f"{markup_safe(summary.skipped_text())} (not an image, video or text type "
+                  "mmrag ingests)")
     if not summary.scanned:
-        out.print(f"nothing to ingest: {markup_safe(args.source)} has no image or video "
+        readable = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS | TEXT_EXTENSIONS
+        out.print(f"nothing to ingest: {markup_safe(args.source)} has no image, video or text "
                   f"files{' for this shard' if shard.count > 1 else ''}; mmrag reads "
-                  f"{', '.join(sorted(IMAGE_EXTENSIONS | VIDEO_EXTENSIONS))}; add some, or "
+                  f"{', '.join(sorted(readable))}; add some, or "
                   "give another folder or a manifest")
+    if summary.passages_removed:
+        out.print(f"{summary.passages_removed} passage(s) of edited documents' older text were "
+                  "removed (their new passages replace them)")
+    if summary.text_recoded:
+        example = f", e.g. {markup_safe(summary.recoded[0])}" if summary.recoded else ""
+        out.print(
+            f"[yellow]warning[/] {summary.text_recoded} text document(s) were not valid UTF-8 "
+            f"and were decoded with U+FFFD replacement characters{example}"
+        )
     if summary.captions_truncated:
         from retrieval.stores.milvus_rows import MAX_CAPTION_BYTES
 

@@ -15,7 +15,7 @@ from retrieval.api.routers.common import image_urls, non_default
 from retrieval.api.schemas import COLLECTION_PATTERN, ITEM_ID_PATTERN, ItemOut, error_responses
 from retrieval.api.service import Service
 from retrieval.errors import ImageDecodeError
-from retrieval.types import Record
+from retrieval.types import Modality, Record
 
 router = APIRouter(tags=["items"])
 
@@ -92,6 +92,13 @@ async def get_item_image(
     for an http(s) source, a redirect (originals) or a guarded fetch (thumbnails).
     """
     record = await _record(service, collection, item_id)
+    if record.modality is Modality.TEXT:  # a passage of a text document has no image
+        raise ApiError(
+            415,
+            f"item {record.id!r} is a text passage, not an image; its text is the item's "
+            f"caption: GET /items/{record.id} returns it with its document and position",
+            type="unsupported_media_type",
+        )
     remote = remote_source(record)
     if size is None:
         if remote is not None:
