@@ -94,6 +94,11 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "--model-actors", type=_positive_int,
         help="Ray: model replicas (default: one per GPU of the cluster, else 1)",
     )
+    p.add_argument(
+        "--text-columns",
+        help="manifest columns to index for keyword and hybrid search beside the caption and "
+        "file name, e.g. title,sku (set when the collection is created)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     p.set_defaults(run=run)
@@ -140,6 +145,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         check_ray_settings(settings, local=not args.address)  # before the rejects file is truncated
     components = build_components(settings) if args.engine == "local" else None
+    if args.text_columns:
+        _create_with_text_columns(settings, components, args.text_columns)
     rejects = RejectsFile(rejects_path)
     console = Console(stderr=True, quiet=args.quiet)
     try:
@@ -161,6 +168,26 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     code = 1 if args.strict and summary.rejected else 0
     _report(args, settings, shard, summary, code)
     return code
+
+
+def _create_with_text_columns(settings: Settings, components: Any, columns: str) -> None:
+    """Create the collection with these text columns indexed (or check an existing one)."""
+    from retrieval.components import build_components
+    from retrieval.model_spec import spec_from_settings
+
+    own = components is None  # the Ray engine builds its own components later
+    parts = build_components(settings) if own else components
+    done = False
+    try:
+        embedder = parts.embedder
+        parts.store.ensure_collection(
+            embedder.dim, embedder.model_id, spec=spec_from_settings(settings),
+            text_columns=[c for c in columns.split(",") if c.strip()],
+        )
+        done = True
+    finally:
+        if own or not done:  # a refusal ends the command: release the store now
+            parts.close()
 
 
 def _report(
