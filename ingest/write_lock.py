@@ -8,7 +8,9 @@ duplicates. Milvus queries are Strong by default, so a row another job wrote bef
 lock is seen. The lock is an ``flock`` on a file under ``<tmp>/mmrag-<uid>/ingest-locks``, keyed
 by the server address and the concrete collection: it covers the ingests of one user on one
 machine (ingests on other machines should split the work with ``--shard``). A Milvus Lite file has
-a single writing process, so it needs neither lock nor second look-up.
+a single writing process, so it needs neither lock nor second look-up, unless ``mmrag serve`` owns
+it: then commands write through the server and the server writes too
+(``Capabilities.shared_writers``), and they all take the same lock.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def lock_path(where: str, collection: str) -> Path:
 
 
 class WriteGuard:
-    """Serializes "look the ids up, then write" for a server collection (a no-op for Lite)."""
+    """Serializes "look the ids up, then write" for a collection with several writers (a no-op
+    for a Lite file only one process writes)."""
 
     def __init__(self, store: VectorStore, path: Path | None) -> None:
         self.store = store
@@ -52,13 +55,16 @@ class WriteGuard:
 
     @classmethod
     def for_store(cls, store: VectorStore) -> WriteGuard:
-        """A guard for the store's concrete collection; without a lock for Milvus Lite."""
-        if store.capabilities.embedded:
+        """A guard for the store's concrete collection; without a lock where one process
+        writes (a Milvus Lite file no server shares). The key is the store's location and
+        concrete collection, the same for a server's own store and a command writing through
+        it."""
+        if not store.capabilities.shared_writers:
             return cls(store, None)
         return cls(store, lock_path(store.where, store.resolve()))
 
     def stored(self, ids: Sequence[str]) -> set[str]:
-        """The ids another writer stored meanwhile (always none for Milvus Lite)."""
+        """The ids another writer stored meanwhile (always none with a single writer)."""
         if self.path is None or not ids:
             return set()
         return self.store.existing_ids(ids)

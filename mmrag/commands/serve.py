@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import secrets
+import socket
 from typing import TYPE_CHECKING
 
 from retrieval.errors import ConfigError
 
 if TYPE_CHECKING:
+    import uvicorn
     from fastapi import FastAPI
 
     from retrieval.config import Settings
+
+log = logging.getLogger(__name__)
 
 # The routes, by group, as `mmrag serve --help` lists them.
 ROUTES = """routes:
@@ -74,10 +80,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     log_level = args.log_level or settings.log_level or "info"  # requests are logged by default
     if args.workers == 1:
-        uvicorn.run(
-            create_app(settings), host=args.host, port=args.port, log_level=log_level,
-            timeout_graceful_shutdown=10,
-        )
+        app = create_app(settings)
+        config = uvicorn.Config(app, host=args.host, port=args.port, log_level=log_level,
+                                timeout_graceful_shutdown=10)
+        _owning_server(app, config).run()
         return 0
     for name in _EXPORTED:
         value = getattr(settings, name)
@@ -88,6 +94,42 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         workers=args.workers, log_level=log_level, timeout_graceful_shutdown=10,
     )
     return 0
+
+
+def _owning_server(app: FastAPI, config: uvicorn.Config) -> uvicorn.Server:
+    """uvicorn's server that, once listening, publishes the owner file of the Lite file it owns
+    (other commands then work through it: retrieval/stores/owner.py) and removes it first
+    thing on shutdown."""
+    import uvicorn
+
+    from retrieval.stores.owner_file import OwnerRecord, loopback_url, publish, withdraw
+
+    class OwningServer(uvicorn.Server):
+        published: OwnerRecord | None = None
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            db = getattr(getattr(app.state, "service", None), "owned_db", None)
+            if not self.started or db is None:
+                return
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            url = loopback_url(str(host), int(port))
+            if url is None:
+                log.warning("other mmrag commands on %s cannot work through this server: it "
+                            "listens on %s only (use --host 127.0.0.1 or 0.0.0.0 for that)",
+                            db, host)
+                return
+            token = secrets.token_urlsafe(32)
+            app.state.owner_token = token
+            self.published = OwnerRecord(url=url, token=token, pid=os.getpid(), db=db)
+            publish(self.published)
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if self.published is not None:
+                withdraw(self.published)
+            await super().shutdown(sockets=sockets)
+
+    return OwningServer(config)
 
 
 def worker_app() -> FastAPI:

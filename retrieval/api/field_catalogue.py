@@ -3,7 +3,10 @@
 One sample per collection (``retrieval.fields.sample_fields``) answers both, so they never
 disagree. A filter check takes the cached sample while it is under ``KEYS_TTL_S`` old and knows
 every key the filter names; an unknown key samples again, but not within ``KEYS_MIN_REFRESH_S``
-of the last sample. ``GET /fields`` shows a sample at most ``FIELDS_TTL_S`` old.
+of the last sample. ``GET /fields`` shows a sample at most ``FIELDS_TTL_S`` old. Both bounds keep
+a field that any writer (an ingest through this server, another process on a Milvus server)
+has just added visible within 2 s; a sample costs one scan of up to ``SAMPLE_ROWS`` rows without
+vectors, taken at most once per bound however many requests ask.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from retrieval.api.store_gateway import StoreGateway
 from retrieval.fields import FieldSample, sample_fields
 
 KEYS_TTL_S = 300.0
-KEYS_MIN_REFRESH_S = 5.0
-FIELDS_TTL_S = 60.0
+KEYS_MIN_REFRESH_S = 1.0  # a filter naming a field added a moment ago is checked again after this
+FIELDS_TTL_S = 1.5  # GET /fields shows a sample at most this old
 
 
 @dataclass(frozen=True)

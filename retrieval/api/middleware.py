@@ -17,8 +17,12 @@ from retrieval.api.docs import DOCS_ASSETS, DOCS_PATHS
 from retrieval.api.errors import error_body
 from retrieval.api.metrics import ApiMetrics
 from retrieval.api.openai.errors import is_openai_path, openai_error_body
+from retrieval.stores.owner_wire import PREFIX
 
 PUBLIC_PATHS = frozenset({"/health"})
+# The hidden routes other mmrag commands use on a served Lite file (routers/owner.py): they
+# need the owner token, never the API key (an API key does not open them either).
+OWNER_PREFIX = PREFIX + "/"
 # The web UI's page and its static files (routers/ui.py) load without the key; the page then
 # asks for the key and sends it on every data request. Only GET/HEAD, never a data route.
 UI_PATHS = frozenset({"/"})
@@ -82,7 +86,8 @@ def api_key_matches(headers: Headers, expected: str) -> bool:
 
 
 class ApiKeyMiddleware:
-    """When a key is configured, every path but /health and the UI's and docs' pages needs it.
+    """When a key is configured, every path but /health and the UI's and docs' pages needs it
+    (the /_owner routes check the owner token themselves).
 
     The docs pages and the OpenAPI schema describe routes, not data: they load without the key
     (Swagger UI's Authorize button then sends it). Under /v1 the 401 is OpenAI's
@@ -99,6 +104,7 @@ class ApiKeyMiddleware:
             or scope["type"] not in ("http", "websocket")
             or _route_path(scope) in PUBLIC_PATHS
             or _is_ui_asset(scope, _route_path(scope))
+            or _route_path(scope).startswith(OWNER_PREFIX)
             or api_key_matches(Headers(scope=scope), self.api_key)
         ):
             await self.app(scope, receive, send)

@@ -11,9 +11,11 @@ fields filters may name; ``IngestJobs`` runs ``POST /ingest``'s jobs on worker t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 from retrieval.api.field_catalogue import FieldCatalogue
@@ -30,7 +32,11 @@ from retrieval.api.threads import run_on
 from retrieval.components import Components, build_components
 from retrieval.config import Settings
 from retrieval.errors import StoreError
+from retrieval.stores import is_local_uri, lite_lock, open_store
+from retrieval.stores.base import VectorStore
+from retrieval.stores.milvus_rows import lite_path
 from retrieval.stores.offline import OfflineStore
+from retrieval.stores.owner_calls import OwnerSessions
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -59,6 +65,22 @@ class Service:
         )
         self.pixels = PixelBudget(settings.decode_budget_mb * 2**20, settings.decode_wait_s)
         self.ingests = IngestJobs(settings, self.stores, self.models, self.lane, shared)
+        self.owner_sessions = OwnerSessions(self._open_for_command)  # routers/owner.py
+
+    @property
+    def owned_db(self) -> Path | None:
+        """The Milvus Lite file this process holds mmrag's lock on (None: a server URI, or a
+        file it does not own: missing yet, or owned by another process)."""
+        if not is_local_uri(self.settings.uri):
+            return None
+        db = lite_path(self.settings.uri)
+        return db if lite_lock.holds(db) else None
+
+    def _open_for_command(self, collection: str, index_type: str) -> VectorStore:
+        """A store on the served file for another mmrag command (``stores/owner_calls``)."""
+        settings = self.settings
+        return open_store(settings.uri, collection, token=settings.token, index_type=index_type,
+                          create=False)
 
     @classmethod
     def open(cls, settings: Settings, metrics: ApiMetrics) -> Service:
@@ -85,6 +107,7 @@ class Service:
         await self.models.close()
         await self.searches.close()
         self.io_executor.shutdown(wait=False, cancel_futures=True)
+        await asyncio.to_thread(self.owner_sessions.close_all)
         await self.stores.close()
 
     async def run_io(self, fn: Callable[..., T], *args: Any) -> T:

@@ -122,6 +122,19 @@ def holds(db: Path) -> bool:
         return db.resolve() in _held
 
 
+def recorded_owner(db: Path) -> LockOwner:
+    """The owner the lock file of ``db`` records (pid None: no lock file, or no owner in it);
+    a process that dies holding the lock leaves its pid there."""
+    try:
+        fd = os.open(lock_path(db.resolve()), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return LockOwner(pid=None, command="")
+    try:
+        return _read_owner(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def kept_across(uri: str) -> Iterator[None]:
     """Keep this process's lock on a Lite URI's file while the block closes and reopens its

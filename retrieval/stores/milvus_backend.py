@@ -65,7 +65,15 @@ class MilvusBackend(ABC):
     @property
     def capabilities(self) -> Capabilities:
         """This backend's part of the store contract."""
-        return Capabilities(embedded=self.embedded, alias_shadows_collection=self.embedded)
+        return Capabilities(
+            embedded=self.embedded, alias_shadows_collection=self.embedded,
+            shared_writers=self.shared_writers,
+        )
+
+    @property
+    def shared_writers(self) -> bool:
+        """Whether other processes may write the same collection meanwhile."""
+        return not self.embedded
 
     def index_type(self, wanted: str) -> str:
         """The concrete index type for ``wanted`` (``auto`` or a name), or a ConfigError."""
@@ -187,6 +195,14 @@ class LiteBackend(MilvusBackend):
             _release_lite(self.address, stop=True)
         finally:
             lite_lock.release(self.db)  # after Lite stopped: the next owner finds it gone
+
+    @property
+    def shared_writers(self) -> bool:
+        """While this process serves the file to other commands (it published an owner file),
+        they write through it too."""
+        from retrieval.stores.owner_file import is_published
+
+        return is_published(self.db)
 
     def names(self, call: Call, timeout: float, slow_timeout: float) -> Names:
         """Aliases in a pointer file beside the ``.db``; no renames."""

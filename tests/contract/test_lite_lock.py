@@ -27,6 +27,7 @@ import pytest
 from mmrag.cli import main
 from retrieval.stores import lite_lock, open_store
 from retrieval.stores.lite_lock import LiteFileBusyError, lock_path, process_command
+from retrieval.stores.owner_file import owner_path
 from tests.support.images import write_image_files
 
 REPO = Path(__file__).resolve().parents[2]
@@ -217,6 +218,11 @@ def served(lite_setup: dict[str, object]) -> Iterator[tuple[subprocess.Popen[str
                 pass
             assert time.monotonic() < deadline, Path(log.name).read_text()
             time.sleep(0.2)
+        # Without its owner file (#16.2: commands would work through the server), the lock
+        # alone must refuse every other process.
+        owner_file = owner_path(Path(str(lite_setup["db"])))
+        assert owner_file.exists()
+        owner_file.unlink()
         yield proc, base
     finally:
         if proc.poll() is None:

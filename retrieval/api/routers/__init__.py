@@ -1,7 +1,8 @@
 """Routers of the API; create_app includes every router in ROUTERS (add new ones here).
 
 Every route but ``/health`` sits behind the optional API key (enforced by middleware, so a
-router added here is protected without further wiring).
+router added here is protected without further wiring). ``owner`` (hidden /_owner routes for
+other mmrag commands on a served Lite file) checks its own token instead (middleware.py).
 """
 
 from fastapi import APIRouter
@@ -16,6 +17,7 @@ from retrieval.api.routers import (
     items,
     metrics,
     openai_compat,
+    owner,
     search,
     ui,
 )
@@ -32,4 +34,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     chat.router,
     openai_compat.router,
     ui.router,
+    owner.router,
 )

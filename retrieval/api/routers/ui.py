@@ -122,7 +122,7 @@ async def fields(
     service: ServiceDep,
     collection: Annotated[str | None, Query(pattern=COLLECTION_PATTERN)] = None,
 ) -> FieldsResponse:
-    """The columns and the metadata keys seen in up to 2000 rows (cached for a minute).
+    """The columns and the metadata keys seen in up to 2000 rows (sampled at most 1.5 s ago).
 
     Each field lists the value types seen and, when there are at most 30 distinct short
     values, the values themselves (a client can offer them as choices).
