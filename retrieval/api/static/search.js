@@ -18,6 +18,8 @@ const ui = {
   view: byId("view-search"),
   form: byId("search-form"),
   query: byId("query"),
+  mode: byId("search-mode"),
+  modeNote: byId("search-mode-note"),
   file: byId("image-file"),
   dropZone: byId("drop-zone"),
   summary: byId("query-summary"),
@@ -110,7 +112,8 @@ async function runSearch(reset) {
     const page = await withKey(() => {
       const signal = controller.signal;
       if (search.kind === "text") {
-        return postJson("search", { query: search.query, ...options }, { signal });
+        const mode = ui.mode.value ? { mode: ui.mode.value } : {};
+        return postJson("search", { query: search.query, ...options, ...mode }, { signal });
       }
       if (search.kind === "image") {
         return postImage("search/image", search.file, options, { signal });
@@ -125,6 +128,8 @@ async function runSearch(reset) {
       clear(ui.results);
     }
     const hits = page.hits || [];
+    ui.modeNote.textContent = search.kind === "text" && page.mode
+      ? `ranked by ${page.mode}` : "";
     hits.forEach((hit, i) => ui.results.append(card(hit, offset + i)));
     state.offset = offset + hits.length;
     const shown = ui.results.children.length;
@@ -246,6 +251,11 @@ function wireDropZone() {
 /** The search form, "Show more results", and the image picker and drop zone. */
 export function wireSearch() {
   ui.form.addEventListener("submit", onSearchSubmit);
+  ui.mode.addEventListener("change", () => {
+    if (state.search && state.search.kind === "text") {
+      runSearch(true);
+    }
+  });
   ui.more.addEventListener("click", () => runSearch(false));
   wireDropZone();
 }
