@@ -188,6 +188,17 @@ class VectorStore(ABC):
         """Remove these ids."""
 
     @abstractmethod
+    def iterate_where(
+        self, expr: str, batch_size: int = 1000, *, with_vectors: bool = False
+    ) -> Iterator[list[Record]]:
+        """The stored records matching an already-safe Milvus filter, in batches (id order)."""
+
+    @abstractmethod
+    def delete_where(self, expr: str) -> int:
+        """Remove every row matching an already-safe, non-empty Milvus filter; returns how many
+        rows went."""
+
+    @abstractmethod
     def count(self) -> int:
         """Number of stored rows."""
 

@@ -79,7 +79,6 @@ __all__ = ["CONSISTENCY_LEVELS", "MilvusStore", "Target"]
 RANGE_CEILING = 1.0 + 1e-3
 
 
-
 class MilvusStore(VectorStore):
     """One Milvus collection: ``id`` VARCHAR key, unit ``vector`` (IP), fields, JSON metadata."""
 
@@ -453,6 +452,18 @@ class MilvusStore(VectorStore):
             with self._call("delete") as client:
                 client.delete(self._target, filter=ids_in_expr(batch), timeout=self._timeout)
 
+    def delete_where(self, expr: str) -> int:
+        """Remove every row matching ``expr`` (non-empty); returns how many rows went.
+
+        The matching ids are read first and deleted by id, so the count is exact on Lite and
+        on servers alike (a server's filtered delete reports no reliable count).
+        """
+        if not expr.strip():
+            raise ConfigError("a filtered delete needs a filter; give the ids or a filter")
+        ids = [r.id for batch in self.iterate_where(expr, MAX_TOPK) for r in batch]
+        self.delete(ids)
+        return len(ids)
+
     # ----- reads ----------------------------------------------------------------------
 
     def count(self) -> int:
@@ -489,12 +500,30 @@ class MilvusStore(VectorStore):
         self, batch_size: int = 1000, *, with_vectors: bool = True
     ) -> Iterator[list[Record]]:
         """Every stored record in id order, in batches (keyset paging on the primary key)."""
+        return self._pages("", batch_size, with_vectors)
+
+    def iterate_where(
+        self, expr: str, batch_size: int = 1000, *, with_vectors: bool = False
+    ) -> Iterator[list[Record]]:
+        """The records matching ``expr`` (already safe), in id order, in batches."""
+        return self._pages(expr, batch_size, with_vectors)
+
+    def _pages(self, where: str, batch_size: int, with_vectors: bool) -> Iterator[list[Record]]:
+        """Keyset paging on the primary key over the rows matching ``where`` ('' for all)."""
         if not 1 <= batch_size <= MAX_TOPK:
             raise ConfigError(f"batch_size must be within 1..{MAX_TOPK}, got {batch_size}")
+        return self._page_rows(where, batch_size, with_vectors)
+
+    def _page_rows(
+        self, where: str, batch_size: int, with_vectors: bool
+    ) -> Iterator[list[Record]]:
         fields = [*FIELDS, "vector"] if with_vectors else list(FIELDS)
         last: str | None = None
         while True:
-            expr = "" if last is None else f"id > {quote_string(last)}"
+            clauses = [f"({where})"] if where.strip() else []
+            if last is not None:
+                clauses.append(f"id > {quote_string(last)}")
+            expr = " and ".join(clauses)
             rows = self._query(expr, fields, limit=batch_size)
             if not rows:
                 return

@@ -38,5 +38,11 @@ class OfflineStore(VectorStore):
         """Unavailable."""
         raise StoreUnavailableError(self.message)
 
+    def iterate_where(
+        self, expr: str, batch_size: int = 1000, *, with_vectors: bool = False
+    ) -> Iterator[list[Record]]:
+        """Unavailable."""
+        raise StoreUnavailableError(self.message)
+
     def close(self) -> None:
         """Nothing to release."""

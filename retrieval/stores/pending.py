@@ -96,6 +96,8 @@ class PendingLiteStore(VectorStore):
     get = _forwarded("get")
     iterate = _forwarded("iterate")
     delete = _forwarded("delete")
+    iterate_where = _forwarded("iterate_where")
+    delete_where = _forwarded("delete_where")
     count = _forwarded("count")
     drop = _forwarded("drop")
     wait_until_indexed = _forwarded("wait_until_indexed")
