@@ -123,10 +123,13 @@ def test_manifest_text_rows_are_documents_named_by_their_id(
          "caption": "Circle card", "sku": "R-4821"},
         {"id": "", "path": "", "text": "A blue square, no id.", "caption": "", "sku": "B-2"},
         {"id": "doc-2", "path": "", "text": "   ", "caption": "", "sku": ""},
+        {"id": "doc-1", "path": "", "text": "Other text, same id.", "caption": "", "sku": ""},
     ])
     summary = run_ingest(components, open_source(manifest), OPTIONS)
-    assert (summary.ingested, summary.rejected) == (3, 1)
-    assert summary.rejects[0].reason == "row 4 has an empty path/url and no text"
+    assert (summary.ingested, summary.rejected) == (3, 2)
+    reasons = {r.stage: r.reason for r in summary.rejects}
+    assert reasons["manifest"] == "row 4 has an empty path/url and no text"
+    assert reasons["conflict"].startswith("document 'doc-1' is repeated with other text")
     records = {r.caption: r for r in stored_records(components.store)}
     card = records["A red circle on a white background."]
     assert card.modality is Modality.TEXT and card.source == f"{manifest}#row=2"
