@@ -10,6 +10,7 @@ from mmrag.commands import (
     ask,
     bench,
     collections,
+    delete,
     demo,
     duplicates,
     ingest,
@@ -19,10 +20,12 @@ from mmrag.commands import (
     search,
     serve,
     stats,
+    sync,
+    watch,
 )
 from mmrag.commands import eval as eval_command
 
 COMMANDS: tuple[ModuleType, ...] = (
     ingest, search, ask, serve, collections, stats, models, demo, eval_command, migrate,
-    reindex, bench, duplicates,
+    reindex, bench, duplicates, delete, sync, watch,
 )

@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmrag.commands.sync import add_sync_flags
 from mmrag.console import markup_safe, printable
+from retrieval.errors import ConfigError
 
 if TYPE_CHECKING:
     from ingest import IngestSummary, Shard
@@ -101,6 +103,10 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    p.add_argument("--sync", action="store_true",
+                   help="a folder: also follow moved files and remove rows of deleted ones "
+                   "(mmrag sync DIR)")
+    add_sync_flags(p)
     p.set_defaults(run=run)
 
 
@@ -118,6 +124,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.quiet:
         logging.getLogger().setLevel(logging.WARNING)
+    _check_sync_flags(args)
     shard = Shard.parse(args.shard) if args.shard else Shard()
     source = open_source(args.source, shard)  # manifests are read and checked here
     if args.batch_size:
@@ -135,6 +142,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             max_bytes=args.max_bytes or DEFAULT_MAX_BYTES,
         ),
     )
+    if args.sync:
+        from mmrag.commands.sync import sync_folder
+
+        return sync_folder(args, settings, options)
     rejects_path = (
         Path(args.rejects).expanduser()
         if args.rejects
@@ -188,6 +199,15 @@ def _create_with_text_columns(settings: Settings, components: Any, columns: str)
     finally:
         if own or not done:  # a refusal ends the command: release the store now
             parts.close()
+
+
+def _check_sync_flags(args: argparse.Namespace) -> None:
+    """--sync takes a folder on the local engine, whole (no shard); --dry-run needs --sync."""
+    if (args.dry_run or args.allow_empty) and not args.sync:
+        raise ConfigError("--dry-run and --allow-empty go with --sync (or use mmrag sync DIR)")
+    if args.sync and (args.shard or args.engine != "local" or not Path(args.source).is_dir()):
+        raise ConfigError("--sync syncs one folder, whole, on the local engine: give a folder "
+                          "and leave out --shard and --engine ray")
 
 
 def _report(

@@ -7,6 +7,8 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from retrieval.errors import ConfigError
@@ -58,6 +60,11 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "--log-level", choices=("debug", "info", "warning", "error"), default=None,
         help="uvicorn log level (default MMRAG_LOG_LEVEL)",
     )
+    p.add_argument(
+        "--watch", metavar="DIR", action="append", default=[],
+        help="also keep the collection in sync with this folder (as mmrag watch DIR does), on "
+        "a thread of the server writing through its own store; repeatable",
+    )
     p.set_defaults(run=run)
 
 
@@ -74,11 +81,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             f"Milvus Lite ({settings.uri}) is owned by one process: serve it with --workers 1, "
             "or point MMRAG_URI at a Milvus server for several workers"
         )
+    log_level = args.log_level or settings.log_level or "info"  # requests are logged by default
+    with _watching(settings, args.watch):
+        return _serve(args, settings, log_level)
+
+
+def _serve(args: argparse.Namespace, settings: Settings, log_level: str) -> int:
+    """uvicorn with one app, or several worker processes."""
     import uvicorn
 
     from retrieval.api import create_app
 
-    log_level = args.log_level or settings.log_level or "info"  # requests are logged by default
     if args.workers == 1:
         app = create_app(settings)
         config = uvicorn.Config(app, host=args.host, port=args.port, log_level=log_level,
@@ -130,6 +143,50 @@ def _owning_server(app: FastAPI, config: uvicorn.Config) -> uvicorn.Server:
             await super().shutdown(sockets=sockets)
 
     return OwningServer(config)
+
+
+@contextmanager
+def _watching(settings: Settings, folders: list[str]) -> Iterator[None]:
+    """Run a folder watcher (``ingest.watch``) per ``--watch`` folder while the server runs:
+    each on its own thread with its own store and model, stopped after the server."""
+    if not folders:
+        yield
+        return
+    import threading
+    from pathlib import Path
+
+    from ingest import IngestOptions
+    from ingest.watch import FolderWatcher
+    from retrieval.components import build_components
+
+    roots = [Path(folder).expanduser() for folder in folders]
+    for root, folder in zip(roots, folders, strict=True):
+        if not root.is_dir():
+            raise ConfigError(f"--watch {folder!r} is not a folder; create it or give another")
+    log = logging.getLogger("mmrag.watch")
+    stop = threading.Event()
+    components = [build_components(settings) for _ in roots]
+    threads = [
+        threading.Thread(
+            target=FolderWatcher(
+                parts, root, log.info,
+                options=IngestOptions(batch_size=settings.batch_size,
+                                      max_pixels=settings.max_image_pixels),
+            ).run,
+            args=(stop,), name=f"mmrag-watch-{i}", daemon=True,
+        )
+        for i, (parts, root) in enumerate(zip(components, roots, strict=True))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        for parts in components:
+            parts.close()
 
 
 def worker_app() -> FastAPI:

@@ -1,4 +1,5 @@
-"""GET /items/{id} (fields) and GET /items/{id}/image (original bytes or cached thumbnail)."""
+"""GET /items/{id} (fields), GET /items/{id}/image (original bytes or cached thumbnail),
+DELETE /items/{id}, and POST /items/delete (every item a filter matches, confirmed)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,18 @@ from retrieval.api.errors import ApiError
 from retrieval.api.images import fetch_image, make_thumbnail, read_original, remote_source
 from retrieval.api.pixel_budget import decode_cost
 from retrieval.api.routers.common import image_urls, non_default
-from retrieval.api.schemas import COLLECTION_PATTERN, ITEM_ID_PATTERN, ItemOut, error_responses
+from retrieval.api.schemas import (
+    COLLECTION_PATTERN,
+    ITEM_ID_PATTERN,
+    ItemOut,
+    ItemsDeleted,
+    ItemsDeleteRequest,
+    error_responses,
+)
 from retrieval.api.service import Service
 from retrieval.errors import ImageDecodeError
+from retrieval.filters import build_expression, requested_keys
+from retrieval.stores.base import VectorStore
 from retrieval.types import Modality, Record
 
 router = APIRouter(tags=["items"])
@@ -68,6 +78,68 @@ async def get_item(
         image_url=original,
         thumbnail_url=thumbnail,
     )
+
+
+EVERY_ROW = 'id != ""'  # stored ids are never empty: what an empty filter matches
+MATCH_BATCH = 1000
+
+
+@router.delete(
+    "/items/{item_id}",
+    response_model=ItemsDeleted,
+    summary="Delete a stored item",
+    responses=error_responses(404, 422, 503),
+)
+async def delete_item(
+    item_id: ItemId, service: ServiceDep, collection: CollectionParam = None
+) -> ItemsDeleted:
+    """Remove one item (its row; the image file it came from is left alone)."""
+    await _record(service, collection, item_id)  # 404 when it is not stored
+    await service.stores.call(collection, lambda store: store.delete([item_id]))
+    return ItemsDeleted(
+        collection=collection or service.settings.collection, deleted=1, matched=1,
+        ids=[item_id],
+    )
+
+
+@router.post(
+    "/items/delete",
+    response_model=ItemsDeleted,
+    summary="Delete every item a filter matches",
+    responses=error_responses(404, 422, 503),
+)
+async def delete_items(body: ItemsDeleteRequest, service: ServiceDep) -> ItemsDeleted:
+    """Remove every item the filter matches (the filter language of /search; empty: every
+    item). Without ``confirm: true`` nothing is deleted and the answer is a 422 that says how
+    many items the filter matches; ``dry_run: true`` only counts them."""
+    name = body.collection or service.settings.collection
+    expr = EVERY_ROW
+    if body.filter:
+        wanted = requested_keys(body.filter)
+        keys = (await service.fields.metadata_keys(body.collection, wanted)
+                if wanted else frozenset())
+        expr = build_expression(body.filter, keys) or EVERY_ROW
+    if body.dry_run or not body.confirm:
+        matched, total = await service.stores.call(
+            body.collection, lambda store: (_count_where(store, expr), store.count())
+        )
+        if body.dry_run:
+            return ItemsDeleted(collection=name, deleted=0, matched=matched, dry_run=True)
+        everything = " (every item of the collection)" if matched and matched == total else ""
+        raise ApiError(
+            422,
+            f"the filter matches {matched} item(s){everything} of collection {name!r}; nothing "
+            "was deleted: send the request again with \"confirm\": true to delete them (or "
+            "\"dry_run\": true to count them)",
+            type="confirmation_required", details={"matched": matched},
+        )
+    deleted = await service.stores.call(body.collection, lambda store: store.delete_where(expr))
+    return ItemsDeleted(collection=name, deleted=deleted, matched=deleted)
+
+
+def _count_where(store: VectorStore, expr: str) -> int:
+    """How many stored rows match ``expr`` (blocking)."""
+    return sum(len(batch) for batch in store.iterate_where(expr, MATCH_BATCH))
 
 
 @router.get(
