@@ -46,6 +46,7 @@ from retrieval.types import Record
 
 READY, DUPLICATE, REJECTED, INGESTED = "ready", "duplicate", "rejected", "ingested"
 COLUMNS = ("id", "source", "caption", "metadata", "status", "reason", "stage", "first")
+STAGES = ("prepare", "embed", "write")  # each adds a column naming the Ray node it ran on
 INSTALL_HINT = "Ray is not installed: pip install 'mmrag[ray]' (Ray Data on every node)"
 LOOPBACK = "127.0.0.1"
 # Ray's "local Ray only" switch (named for the platforms where it is the default): node IP
@@ -199,7 +200,9 @@ class _Prepare:
             if not work.ready and not work.settled:
                 work = work.reject("internal: item was neither decoded nor rejected", "decode")
             rows.append(_work_row(work, is_first))
-        return pd.DataFrame(rows, columns=[*COLUMNS, "prepared"])
+        out = pd.DataFrame(rows, columns=[*COLUMNS, "prepared"])
+        out["prepare_node"] = _node_id()
+        return out
 
 
 class _Embed:
@@ -223,6 +226,7 @@ class _Embed:
                 vectors[int(i)] = np.asarray(vector, dtype=np.float32).tobytes()
         out = batch.drop(columns=["prepared"])
         out["vector"] = vectors
+        out["embed_node"] = _node_id()
         return out
 
 
@@ -247,6 +251,7 @@ class _Write:
             else:
                 status[i] = INGESTED
         out["status"], out["reason"], out["stage"] = status, reason, stage
+        out["write_node"] = _node_id()
         return out
 
     def _record(self, row: pd.Series) -> Record:
@@ -261,12 +266,25 @@ class _Write:
         )
 
 
+def _node_id() -> str:
+    """The id of the Ray node this actor runs on."""
+    import ray
+
+    return str(ray.get_runtime_context().get_node_id())
+
+
 def _connect(ray: ModuleType, options: RayOptions) -> bool:
-    """Connect to (or start) Ray; True when this call started it (and must shut it down)."""
+    """Connect to (or start) Ray; True when this call started it (and must shut it down).
+
+    A cluster on this machine's loopback (``127.0.0.1:PORT``, ``localhost:PORT``) is joined as
+    127.0.0.1 too, so the driver's own servers stay on loopback beside the nodes.
+    """
     if ray.is_initialized():
         return False
     if options.address:
-        ray.init(address=options.address, log_to_driver=False)
+        host = options.address.removeprefix("ray://").rsplit(":", 1)[0]
+        loopback = {"_node_ip_address": LOOPBACK} if host in (LOOPBACK, "localhost") else {}
+        ray.init(address=options.address, log_to_driver=False, **loopback)
     else:
         ray.init(
             num_cpus=options.num_cpus, include_dashboard=False, log_to_driver=False,
@@ -379,6 +397,11 @@ def _tally(
 ) -> None:
     """Count one outcome as the local job does, and record rejects."""
     status = row["status"]
+    for stage in STAGES:
+        node = row.get(f"{stage}_node")
+        if node:
+            counts = summary.nodes.setdefault(stage, {})
+            counts[str(node)] = counts.get(str(node), 0) + 1
     if status == INGESTED:
         summary.ingested += 1
         if fit_caption(str(row["caption"]))[1]:
