@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,7 +182,11 @@ def test_cli_commands_work_through_the_owning_server(
     assert "4 ingested" in ingested[1] or "ingested 4" in ingested[1]
 
     # more commands, run in this process through the server, and on the copy
+    one = '{"name": "img_0100.png"}'
     for argv, extra in ((["stats"], []), (["ask", "what is here"], []), (["collections"], []),
+                        (["sync", str(served.more), "--dry-run"], []),
+                        (["delete", "--filter", one, "--dry-run"], []),
+                        (["delete", "--filter", one, "--yes"], []), (["stats"], []),
                         (["search", "x"], ["--collection", "nope"])):
         through = _in_process(capsys, *argv, *served.cli_flags(served.db), *extra)
         alone = _in_process(capsys, *argv, *served.cli_flags(served.copy), *extra)
@@ -244,6 +249,42 @@ def test_every_contract_method_is_forwarded() -> None:
     assert not missing, f"OwnerStore does not forward {missing}"
     streamed = {"iterate", "iterate_where", "close"}  # the stream route and session close
     assert sorted(public - streamed - set(CALLS)) == []
+
+
+def test_two_writers_through_the_owner_count_exactly(
+    served: Served, tiny_model_files: tuple[Path, Path]
+) -> None:
+    """Lite writes checked-new rows with a plain insert; with writers in several processes the
+    ingest's write guard re-checks ids under one lock, keyed as the server keys its own."""
+    from ingest.job import IngestOptions, run_ingest
+    from ingest.sources import SourceItem
+    from ingest.write_lock import WriteGuard, lock_path
+    from retrieval.components import build_components
+    from retrieval.config import Settings
+
+    config, checkpoint = tiny_model_files
+    settings = Settings(uri=str(served.db), collection="photos", model=str(config),
+                        checkpoint=checkpoint, pretrained=None, device="cpu", batch_size=2)
+    images = write_image_files(served.db.parent.parent / "both", 5, ext=".png", start=200)
+    writers = [build_components(settings) for _ in range(2)]
+    try:
+        store = writers[0].store
+        assert isinstance(store, OwnerStore)
+        before = store.count()
+        guard = WriteGuard.for_store(store)
+        assert guard.path == lock_path(str(served.db), "photos")  # the server's own key
+        guard.close()
+        with ThreadPoolExecutor(2) as pool:
+            summaries = list(pool.map(
+                lambda c: run_ingest(c, [SourceItem(source=str(p)) for p in images],
+                                     IngestOptions(batch_size=2)),
+                writers,
+            ))
+        assert sum(s.ingested for s in summaries) == 5
+        assert store.count() == before + 5
+    finally:
+        for components in writers:
+            components.close()
 
 
 def test_owner_routes_need_the_owner_token_not_the_api_key(served: Served) -> None:
