@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from retrieval.api.openai.errors import (
     is_openai_path,
@@ -173,6 +174,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        headers = _allow_every_route(request, headers or {})
     if is_openai_path(_route_path(request)) and message in ("Not Found", "Method Not Allowed"):
         method, path = request.method, request.url.path
         message = (route_not_found(method, path) if exc.status_code == 404
@@ -183,6 +186,25 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 404 and message == "Not Found":
         message = f"no route {request.url.path}"
     return error_response(exc.status_code, message, headers=headers)
+
+
+_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+
+
+def _allow_every_route(request: Request, headers: dict[str, str]) -> dict[str, str]:
+    """A 405's Allow header listing the documented methods of the path (Starlette names only
+    the first route's, e.g. POST for /ingest, which answers GET too)."""
+    path = _route_path(request)
+    paths: dict[str, dict[str, Any]] = request.app.openapi().get("paths", {})
+    template = path if path in paths else next(
+        (t for t in paths if compile_path(t)[0].match(path)), None
+    )  # a literal path (/items/delete) before a template that also matches (/items/{id})
+    if template is None:
+        return headers
+    methods = sorted(m.upper() for m in paths[template] if m.upper() in _HTTP_METHODS)
+    headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+    headers["Allow"] = ", ".join(methods)
+    return headers
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -3,7 +3,7 @@ URLs from a local HTTP server, every refusal, the event stream, cancel and rerun
 
 One server for the module, on a Lite file that does not exist until the first job creates it,
 with an API key, ``MMRAG_INGEST_ROOTS`` set to one folder, private URLs allowed (the local
-image server is on loopback) and a small upload cap.
+image server is on loopback), a small upload cap and room for one waiting job.
 """
 
 from __future__ import annotations
@@ -142,6 +142,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, tiny_model_files: tuple[Path,
         MMRAG_CHECKPOINT=str(checkpoint), MMRAG_PRETRAINED="", MMRAG_DEVICE="cpu",
         MMRAG_API_KEY=KEY, MMRAG_INGEST_ROOTS=json.dumps([str(allowed)]),
         MMRAG_ALLOW_PRIVATE_URLS="true", MMRAG_MAX_UPLOAD_BYTES=str(UPLOAD_CAP),
+        MMRAG_INGEST_QUEUE="1",
         MMRAG_LOG_LEVEL="warning", PYTHONUNBUFFERED="1",
     )
     images = ThreadingHTTPServer(("127.0.0.1", 0), ImageHandler)
@@ -294,6 +295,9 @@ def test_cancel_keeps_what_was_written_and_a_rerun_finishes(live: Live) -> None:
         assert ImageHandler.requested.wait(WAIT_S)  # the job is inside its fetch
         queued = client.post("/ingest", files=uploads).json()
         assert queued["state"] == "queued"
+        full = client.post("/ingest", files=uploads[:1])  # MMRAG_INGEST_QUEUE=1 is waiting
+        assert full.status_code == 429 and full.headers["retry-after"]
+        assert "MMRAG_INGEST_QUEUE" in full.json()["error"]["message"]
         cancelled = client.delete(f"/ingest/{queued['id']}").json()
         assert cancelled["state"] == "cancelled" and cancelled["counts"]["ingested"] == 0
         assert client.delete(f"/ingest/{queued['id']}").status_code == 409

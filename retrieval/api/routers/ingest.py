@@ -206,6 +206,7 @@ async def get_ingest(job_id: JobId, service: ServiceDep) -> IngestJobOut:
 @router.get(
     "/ingest/{job_id}/events",
     summary="Follow an ingest job (Server-Sent Events)",
+    status_code=200,
     response_class=EventStreamResponse,
     responses={
         200: {"content": {"text/event-stream": {}},
