@@ -33,9 +33,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ingest.decoding import ImageDecoding
 from ingest.expand import Expander
 from ingest.fetch import Fetcher, FetchOptions
-from ingest.loading import Work, decode_work, read_work
+from ingest.loading import Work, decode_with, read_work
 from ingest.rejects import RejectsFile, clean_reason
 from ingest.sources import SourceItem
 from ingest.write_lock import WriteGuard
@@ -142,6 +143,7 @@ class IngestSummary:
     captions_truncated: int = 0
     truncated: list[str] = field(default_factory=list)
     skipped_by_type: dict[str, int] = field(default_factory=dict)
+    nodes: dict[str, dict[str, int]] = field(default_factory=dict)  # Ray: stage -> node -> works
     passages_removed: int = 0
     text_recoded: int = 0
     recoded: list[str] = field(default_factory=list)
@@ -179,6 +181,7 @@ class IngestSummary:
             "captions_truncated": self.captions_truncated,
             "skipped": self.skipped,
             "skipped_by_type": dict(sorted(self.skipped_by_type.items())),
+            **({"nodes": self.nodes} if self.nodes else {}),
             "passages_removed": self.passages_removed,
             "text_recoded": self.text_recoded,
             "elapsed_s": round(self.elapsed_s, 3),
@@ -354,17 +357,24 @@ def run_ingest(
     def read(work: Work) -> Work:
         return read_work(work, fetcher, opts.max_bytes)
 
+    # threads, worker processes, or JPEGs left for the device (MMRAG_DECODE_WORKERS, _JPEG_DECODER)
+    decoding = ImageDecoding.open(components.settings, embedder, opts.max_pixels, opts.workers)
+    decoder = decoding.decoder()
+
     def decode(work: Work) -> Work:
-        return decode_work(
-            work, embedder.prepare_image, opts.max_pixels, embedder.decode_min_side
-        )
+        return decode_with(work, decoder)
 
     def route(work: Work) -> bool:
         return not hooks.stop() and tally.route(work)  # stopped: dropped before the model
 
-    def embed(batch: list[Work]) -> list[np.ndarray]:
+    def embed(batch: list[Work]) -> list[np.ndarray | str]:
         with hooks.turn("model"):
-            return embed_mixed(embedder, batch)
+            return decoding.embed(batch, lambda works: embed_mixed(embedder, works))
+
+    def embedded(work: Work, vector: np.ndarray | str) -> bool:
+        if isinstance(vector, str):  # a JPEG neither the device nor the CPU could decode
+            tally.reject(work.source, vector, "decode", advance=True)
+        return not isinstance(vector, str)
 
     def upsert(batch: list[Work], vectors: list[np.ndarray]) -> list[int]:
         with guard:
@@ -396,6 +406,7 @@ def run_ingest(
         .filter("work", "work", "work", route, config={"queue_size": queue})
         .map("work", "vector", embed,
              config={"batch_size": opts.batch_size, "queue_size": 2 * opts.insert_batch_size})
+        .filter(("work", "vector"), ("work", "vector"), ("work", "vector"), embedded)
         .map(("work", "vector"), "n", upsert, config={"batch_size": opts.insert_batch_size})
         .output("n")
     )
@@ -410,6 +421,7 @@ def run_ingest(
     finally:
         fetcher.close()
         guard.close()
+        decoding.close()
     store.flush()
     summary.elapsed_s = time.perf_counter() - started
     return summary

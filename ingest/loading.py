@@ -8,13 +8,9 @@ from typing import Any
 
 from ingest.fetch import Fetcher, FetchError
 from ingest.sources import SourceItem
-from retrieval.errors import EmbeddingError, ImageDecodeError
+from retrieval.decode_worker import Decoded, Prepare, decode_and_prepare
 from retrieval.ids import content_id
 from retrieval.image_rows import FileReadError, read_file
-from retrieval.imaging import decode_image
-from retrieval.photo_metadata import photo_fields
-
-Prepare = Callable[[Any], Any]
 
 
 @dataclass(frozen=True)
@@ -84,18 +80,27 @@ def read_work(work: Work, fetcher: Fetcher, max_bytes: int) -> Work:
     return replace(work, data=data, id=work.id or content_id(data))
 
 
+Decoder = Callable[[bytes, bool], Decoded]
+
+
 def decode_work(
     work: Work, prepare: Prepare, max_pixels: int, min_side: int | None = None
 ) -> Work:
     """Decode and prepare a new item for the model; rejects carry a one-line reason."""
+    return decode_with(
+        work, lambda data, photo: decode_and_prepare(data, prepare, max_pixels, min_side, photo)
+    )
+
+
+def decode_with(work: Work, decoder: Decoder) -> Work:
+    """Decode a new item with ``decoder`` (in this thread, a worker process, or deferred to the
+    GPU); the work settles as ready or as a ``decode`` reject."""
     if work.settled or work.prepared is not None or work.data is None:
         return replace(work, data=None) if work.data is not None else work
-    try:
-        rgb = decode_image(work.data, max_pixels=max_pixels, min_side=min_side)
-        prepared = prepare(rgb)
-    except (ImageDecodeError, EmbeddingError) as exc:
-        return work.reject(str(exc), "decode")
+    decoded = decoder(work.data, work.item.photo)
+    if decoded.error is not None:
+        return work.reject(decoded.error, "decode")
     metadata = work.metadata
-    if work.item.photo:  # a folder's photo: its own size and EXIF fields join the file's
-        metadata = {**work.fields, **photo_fields(work.data)}
-    return replace(work, data=None, prepared=prepared, metadata=metadata)
+    if decoded.fields is not None:  # a folder's photo: its own size and EXIF fields join the file's
+        metadata = {**work.fields, **decoded.fields}
+    return replace(work, data=None, prepared=decoded.prepared, metadata=metadata)

@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     )
 
     max_image_pixels: int = Field(50_000_000, ge=1, description="decompression-bomb cap")
+    decode_workers: str = Field(
+        "auto", description="ingest: processes that decode and prepare images; 0 decodes in "
+        "threads (--workers); auto: all cores but two when the model runs on a GPU, else 0"
+    )
+    jpeg_decoder: Literal["auto", "cpu", "device"] = Field(
+        "auto", description="ingest: 'device' decodes JPEGs in batches on the model's device "
+        "(nvJPEG on CUDA), resized and normalised there; 'cpu' with OpenCV; auto: device on CUDA"
+    )
     decode_budget_mb: int = Field(
         512, ge=1, description="API: memory for decoding query images and thumbnails at once "
         "(MB); requests that do not fit wait, then get 503 with Retry-After"
