@@ -21,12 +21,16 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 
 # Lines of native-library chatter dropped unless -v/--verbose (or MMRAG_LOG_LEVEL) asks for it.
 FILTERED_PREFIXES = (b"libpng warning: ",)
+# Milvus Lite 2.5's full-text index (tantivy, in the Lite process that shares fd 2) logs every
+# commit at INFO: "[2026-01-01T00:00:00Z INFO  tantivy::indexer::index_writer] Preparing commit".
+_TANTIVY_INFO = re.compile(rb"\[[0-9T:.Z-]+ INFO  tantivy::")
 FORWARDER_EXIT_WAIT_S = 5.0
 _CHUNK = 65536
 
@@ -39,13 +43,21 @@ def forward(source: int, sink: int, prefixes: tuple[bytes, ...] = FILTERED_PREFI
         if not chunk:
             break
         *lines, pending = (pending + chunk).split(b"\n")
-        kept = [line + b"\n" for line in lines if not line.startswith(prefixes)]
-        if pending and not any(p.startswith(pending[: len(p)]) for p in prefixes):
+        kept = [line + b"\n" for line in lines if not _filtered(line, prefixes)]
+        could_be_filtered = pending.startswith(b"[") or any(
+            p.startswith(pending[: len(p)]) for p in prefixes
+        )
+        if pending and not could_be_filtered:
             kept.append(pending)  # a partial line that cannot become a filtered one: show it now
             pending = b""
         _write_all(sink, b"".join(kept))
-    if pending and not pending.startswith(prefixes):
+    if pending and not _filtered(pending, prefixes):
         _write_all(sink, pending)
+
+
+def _filtered(line: bytes, prefixes: tuple[bytes, ...]) -> bool:
+    """Whether a line is native chatter to drop."""
+    return line.startswith(prefixes) or _TANTIVY_INFO.match(line) is not None
 
 
 def _write_all(sink: int, data: bytes) -> None:
