@@ -50,6 +50,9 @@ class Fusion:
     weights: tuple[float, float] = (0.5, 0.5)  # (vector, keyword), for "weighted"
 
 
+RRF = Fusion()  # the default: reciprocal rank fusion, k = 60
+
+
 def missing_text_index_message(collection: str, where: str) -> str:
     """What to do when a collection has no text index: the command that adds it."""
     return (
@@ -156,7 +159,7 @@ class VectorStore(ABC):
         *,
         offset: int = 0,
         expr: str | None = None,
-        fusion: Fusion = Fusion(),
+        fusion: Fusion = RRF,
     ) -> list[list[Hit]]:
         """Top-k hits per (vector, text) pair, the two rankings fused (score: the fusion's)."""
         raise TextIndexMissingError(missing_text_index_message(self.collection, self.where))

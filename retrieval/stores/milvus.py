@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from retrieval.errors import (
 )
 from retrieval.stores import milvus_hybrid
 from retrieval.stores.base import (
+    RRF,
     Capabilities,
     Fusion,
     Target,
@@ -62,8 +63,8 @@ from retrieval.stores.milvus_rows import (
     unique_ids,
 )
 from retrieval.stores.milvus_schema import (
-    CollectionMeta,
     TEXT_FIELD,
+    CollectionMeta,
     build_index,
     build_schema,
     check_text_columns,
@@ -671,7 +672,7 @@ class MilvusStore(VectorStore):
         *,
         offset: int = 0,
         expr: str | None = None,
-        fusion: Fusion = Fusion(),
+        fusion: Fusion = RRF,
     ) -> list[list[Hit]]:
         """Per (vector, text) pair: the vector and BM25 rankings fused by Milvus (RRF default)."""
         check_page(k, offset)

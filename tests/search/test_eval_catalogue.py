@@ -50,7 +50,7 @@ def catalogue(
 def test_eval_reports_each_mode_on_visual_code_and_mixed_queries(
     catalogue: tuple[Settings, Path, list[str]], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings, queries, flags = catalogue
+    _, queries, flags = catalogue
     argv = ["eval", str(queries), *flags, "--collection", "shop", "--json",
             "--modes", "vector,keyword,hybrid"]
     assert main(argv) == 0

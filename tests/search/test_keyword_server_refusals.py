@@ -30,7 +30,7 @@ def test_before_milvus_2_5_keyword_and_hybrid_name_the_version(
             assert not capabilities.full_text
             assert "2.3" in capabilities.full_text_missing
             assert "2.5" in capabilities.full_text_missing
-            with pytest.raises(TextIndexMissingError, match="2.5"):
+            with pytest.raises(TextIndexMissingError, match=r"2\.5"):
                 store.ensure_collection(DIM, "m", text_columns=["sku"])
             store.ensure_collection(DIM, "m")  # today's schema
             assert not store.has_text_index()
@@ -43,11 +43,11 @@ def test_before_milvus_2_5_keyword_and_hybrid_name_the_version(
             for mode in (KEYWORD, HYBRID):
                 with pytest.raises(TextIndexMissingError, match=r"Milvus v?2\.3\.\d.*2\.5"):
                     resolve_mode(store, SearchRequest(mode=mode), text=True)
-            with pytest.raises(TextIndexMissingError, match="2.5"):
+            with pytest.raises(TextIndexMissingError, match=r"2\.5"):
                 store.keyword_search(["lamp"], 3)
-            with pytest.raises(TextIndexMissingError, match="2.5"):
+            with pytest.raises(TextIndexMissingError, match=r"2\.5"):
                 store.hybrid_search(vectors[:1], ["lamp"], 3)
-            with pytest.raises(TextIndexMissingError, match="2.5"):
+            with pytest.raises(TextIndexMissingError, match=r"2\.5"):
                 add_text_index(Settings(uri=milvus_server.uri, collection=name), [])
         finally:
             store.drop()
