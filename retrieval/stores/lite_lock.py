@@ -208,8 +208,8 @@ def busy_message(db: Path, owner: LockOwner) -> str:
     return (
         f"{who} owns the Milvus Lite file {db} (Milvus Lite lets one process use a file, so "
         "another process cannot open it beside the owner); stop it and run this command "
-        "again, run this command through it once it offers that, or use another .db file "
-        "(or a Milvus server) for this work"
+        "again, or use another .db file (or a Milvus server) for this work (a `mmrag serve` "
+        "listening on loopback or on all addresses runs other commands on its file itself)"
     )
 
 

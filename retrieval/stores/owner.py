@@ -32,9 +32,12 @@ from retrieval.stores.owner_wire import (
 )
 from retrieval.types import CollectionInfo, Hit, Record
 
-# Bytes of records per forwarded write call (well under the server's body cap, the upload cap
-# plus 1 MiB; the server's store splits them into its own write calls).
-WRITE_BODY_BYTES = 4 * 1024 * 1024
+# Request bodies stay under the server's smallest body cap (the upload cap plus 1 MiB): bytes of
+# records per forwarded write call (the server's store splits them into its own write calls),
+# ids and query vectors per call.
+WRITE_BODY_BYTES = 768 * 1024
+IDS_PER_CALL = 4096
+QUERY_ROWS_PER_CALL = 128
 _DEFAULT_FUSION = Fusion()
 
 
@@ -116,7 +119,10 @@ class OwnerStore(VectorStore):
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         """The subset of ids already stored."""
-        return {str(i) for i in self._call("existing_ids", ids=list(ids))}
+        found: set[str] = set()
+        for part in _id_parts(ids):
+            found.update(str(i) for i in self._call("existing_ids", ids=part))
+        return found
 
     def search(
         self,
@@ -128,9 +134,11 @@ class OwnerStore(VectorStore):
         with_vectors: bool = False,
     ) -> list[list[Hit]]:
         """Top-k hits per query vector, searched by the server."""
-        found = self._call("search", vectors=encode_array(vectors), k=k, offset=offset,
-                           expr=expr, with_vectors=with_vectors)
-        return _hits(found)
+        hits: list[list[Hit]] = []
+        for part in _vector_parts(vectors):
+            hits += _hits(self._call("search", vectors=encode_array(part), k=k, offset=offset,
+                                     expr=expr, with_vectors=with_vectors))
+        return hits
 
     def has_text_index(self) -> bool:
         """Whether the collection has the text index."""
@@ -171,14 +179,19 @@ class OwnerStore(VectorStore):
         expr: str | None = None,
     ) -> list[list[Hit]]:
         """Per query vector, hits above ``radius``, searched by the server."""
-        found = self._call("range_search", vectors=encode_array(vectors), radius=radius,
-                           limit=limit, expr=expr)
-        return _hits(found)
+        hits: list[list[Hit]] = []
+        for part in _vector_parts(vectors):
+            hits += _hits(self._call("range_search", vectors=encode_array(part), radius=radius,
+                                     limit=limit, expr=expr))
+        return hits
 
     def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record]:
         """Stored records for these ids."""
-        rows = self._call("get", ids=list(ids), with_vectors=with_vectors)
-        return [decode_record(row) for row in rows]
+        records: list[Record] = []
+        for part in _id_parts(ids):
+            rows = self._call("get", ids=part, with_vectors=with_vectors)
+            records += [decode_record(row) for row in rows]
+        return records
 
     def iterate(
         self, batch_size: int = 1000, *, with_vectors: bool = True
@@ -200,7 +213,8 @@ class OwnerStore(VectorStore):
 
     def delete(self, ids: Iterable[str]) -> None:
         """Remove these ids."""
-        self._call("delete", ids=[str(i) for i in ids])
+        for part in _id_parts(ids):
+            self._call("delete", ids=part)
 
     def delete_where(self, expr: str) -> int:
         """Remove every row matching ``expr``; returns how many went."""
@@ -310,3 +324,21 @@ def _chunks(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
 def _hits(found: list[list[Any]]) -> list[list[Hit]]:
     """Hits per query from the wire."""
     return [[decode_hit(hit) for hit in hits] for hits in found]
+
+
+def _id_parts(ids: Iterable[str]) -> Iterator[list[str]]:
+    """Ids without repeats, in order, in parts of at most ``IDS_PER_CALL``."""
+    unique = list(dict.fromkeys(str(i) for i in ids))
+    for start in range(0, len(unique), IDS_PER_CALL):
+        yield unique[start : start + IDS_PER_CALL]
+
+
+def _vector_parts(vectors: np.ndarray) -> Iterator[np.ndarray]:
+    """Query vectors in parts of at most ``QUERY_ROWS_PER_CALL`` rows (one part when they are
+    not a matrix: the server's store says what is wrong with them)."""
+    queries = np.asarray(vectors, dtype=np.float32)
+    if queries.ndim != 2 or queries.shape[0] <= QUERY_ROWS_PER_CALL:
+        yield queries
+        return
+    for start in range(0, queries.shape[0], QUERY_ROWS_PER_CALL):
+        yield queries[start : start + QUERY_ROWS_PER_CALL]

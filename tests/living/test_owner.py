@@ -216,7 +216,11 @@ def test_the_contract_through_an_owner_store(served: Served) -> None:
         hits = store.search(vectors[2:3], k=2, with_vectors=True)
         assert hits[0][0].id == "r2" and hits[0][0].score == pytest.approx(1.0)
         assert hits[0][0].vector is not None and hits[0][0].metadata["tag"] == "even"
-        assert [r.id for r in store.get(["r3", "r0", "nope"])] == ["r3", "r0"]
+        assert [r.id for r in store.get(["r3", "r0", "nope", "r3"])] == ["r3", "r0"]
+        many = store.search(np.tile(vectors, (75, 1)), k=1)  # sent in several calls
+        assert [hits[0].id for hits in many] == ["r0", "r1", "r2", "r3"] * 75
+        with pytest.raises(ModelMismatchError, match="query vectors have shape"):
+            store.search(np.ones((1, 5), dtype=np.float32))
         assert [r.id for batch in store.iterate(3) for r in batch] == ["r0", "r1", "r2", "r3"]
         odd = [r.id for b in store.iterate_where('metadata["tag"] == "odd"') for r in b]
         assert odd == ["r1", "r3"]
