@@ -156,6 +156,7 @@ def _watching(settings: Settings, folders: list[str]) -> Iterator[None]:
     from pathlib import Path
 
     from ingest import IngestOptions
+    from ingest.rejects import RejectsFile, default_rejects_path
     from ingest.watch import FolderWatcher
     from retrieval.components import build_components
 
@@ -166,10 +167,11 @@ def _watching(settings: Settings, folders: list[str]) -> Iterator[None]:
     log = logging.getLogger("mmrag.watch")
     stop = threading.Event()
     components = [build_components(settings) for _ in roots]
+    rejects = RejectsFile(default_rejects_path(settings.uri, settings.collection))
     threads = [
         threading.Thread(
             target=FolderWatcher(
-                parts, root, log.info,
+                parts, root, log.info, rejects=rejects,
                 options=IngestOptions(batch_size=settings.batch_size,
                                       max_pixels=settings.max_image_pixels),
             ).run,
@@ -185,6 +187,7 @@ def _watching(settings: Settings, folders: list[str]) -> Iterator[None]:
         stop.set()
         for thread in threads:
             thread.join()
+        rejects.close()
         for parts in components:
             parts.close()
 

@@ -169,3 +169,57 @@ def test_a_restarted_watcher_catches_up_with_changes_made_while_it_was_stopped(
     sources = sorted(r.source for r in read_rows().values())
     assert sources == sorted([str(kept), str(added)])
     components.close()
+
+
+def test_serve_watch_keeps_the_served_collection_in_sync(
+    tmp_path: Path, cli_flags: list[str]
+) -> None:
+    import httpx
+
+    from tests.api.helpers import free_port
+
+    lib = tmp_path / "lib"
+    first, second = write_png(lib / "one.png", 80), write_png(lib / "two.png", 81)
+    port = free_port()
+    env = {**os.environ}
+    env.pop("MMRAG_LOG_LEVEL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mmrag", "serve", "--port", str(port), "--watch", str(lib),
+         *cli_flags],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def sources() -> set[str] | None:
+        """The served collection's sources (None while it cannot answer yet)."""
+        try:
+            answer = httpx.post(f"{base}/search", json={"query": "x", "k": 50,
+                                                        "mode": "vector"}, timeout=30)
+        except httpx.HTTPError:
+            return None
+        if answer.status_code != 200:
+            return None
+        return {hit["source"] for hit in answer.json()["hits"]}
+
+    def served_becomes(wanted: set[str]) -> None:
+        deadline = time.monotonic() + WAIT_S
+        while sources() != wanted:
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            assert time.monotonic() < deadline, f"served {sources()}, not {wanted}"
+            time.sleep(0.5)
+
+    try:
+        served_becomes({str(first), str(second)})  # the catch-up sync on start
+        third = write_png(lib / "sub" / "three.png", 82)
+        second.unlink()
+        served_becomes({str(first), str(third)})
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+    # stopped, watcher threads included (uvicorn re-raises SIGTERM once it has shut down)
+    assert server.returncode in (0, -signal.SIGTERM)
