@@ -36,7 +36,12 @@ function init() {
     refreshSearch();
   });
   wireChat();
-  wireUpload();
+  wireUpload({
+    onAdded: () => {
+      loadCollection();
+      refreshSearch();
+    },
+  });
   wireDuplicates();
   onShow("duplicates", showDuplicates);
   wireViews();

@@ -1,14 +1,13 @@
 // "Add images": drop files or a folder, or pick them, upload them in one POST /ingest, follow
 // the job's event stream (GET /ingest/{id}/events) with a progress bar, show its rejects with
-// their reasons, and refresh the collection and the results once it is done. "Stop" cancels the
-// job between batches (DELETE /ingest/{id}); what was written stays.
+// their reasons, and tell app.js once images were added (it reloads the collection summary and
+// the current search). "Stop" cancels the job between batches (DELETE /ingest/{id}); what was
+// written stays.
 
 import { ApiError, apiUrl, getKey } from "./api.js";
-import { loadCollection } from "./collection.js";
 import { append, byId, clear, el, show } from "./dom.js";
 import { showError } from "./errors.js";
 import { withKey } from "./key.js";
-import { refreshSearch } from "./search.js";
 
 const ui = {
   button: byId("add-button"),
@@ -33,6 +32,7 @@ const state = {
   job: null, // the job being followed
   busy: false,
   controller: null,
+  onAdded: () => {}, // app.js: reload the collection summary and rerun the current search
 };
 
 function plural(n, one, many = `${one}s`) {
@@ -304,8 +304,7 @@ async function upload() {
     ui.files.value = "";
     ui.folder.value = "";
     if (finished && finished.counts.ingested) {
-      loadCollection();
-      refreshSearch();
+      state.onAdded();
     }
   } catch (error) {
     if (!(error && error.name === "AbortError")) {
@@ -352,8 +351,10 @@ function open() {
   }
 }
 
-/** The "Add images" button, its dialog, the drop zone and the pickers. */
-export function wireUpload() {
+/** The "Add images" button, its dialog, the drop zone and the pickers; ``onAdded`` runs once
+ * a job has added images. */
+export function wireUpload({ onAdded }) {
+  state.onAdded = onAdded;
   show(ui.button);
   ui.button.addEventListener("click", open);
   ui.close.addEventListener("click", () => ui.dialog.close());
