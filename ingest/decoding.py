@@ -69,9 +69,14 @@ class ImageDecoding:
         if processes:
             pool = DecodePool(
                 processes, config, max_pixels, embedder.decode_min_side,
-                slots=max(threads, processes),
+                slots=max(threads, 2 * processes),
             )
         return cls(embedder, max_pixels, pool, jpegs)
+
+    def threads(self, workers: int) -> int:
+        """Decode-stage threads: ``workers``, or two per worker process (one waits on a result
+        while the other's bytes are on their way)."""
+        return max(workers, 2 * self.pool.processes) if self.pool is not None else workers
 
     @property
     def cpu(self) -> Decoder:

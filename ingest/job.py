@@ -402,7 +402,8 @@ def run_ingest(
         .map("work", "work", read, config={"workers": opts.fetch_workers, "queue_size": queue})
         .map("work", "work", check,
              config={"batch_size": opts.dedup_batch_size, "queue_size": queue})
-        .map("work", "work", decode, config={"workers": opts.workers, "queue_size": queue})
+        .map("work", "work", decode,
+             config={"workers": decoding.threads(opts.workers), "queue_size": queue})
         .filter("work", "work", "work", route, config={"queue_size": queue})
         .map("work", "vector", embed,
              config={"batch_size": opts.batch_size, "queue_size": 2 * opts.insert_batch_size})

@@ -21,7 +21,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -126,20 +125,23 @@ def _wait_started(log: Path, proc: subprocess.Popen[bytes]) -> None:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop one node: SIGTERM to its ``ray start --block`` (it stops the node's processes),
-    then SIGKILL to whatever of its session is left."""
+    """Stop one node: SIGTERM to its ``ray start --block`` and its processes (a session of
+    their own), then SIGKILL to whatever of them is left after 5 s."""
     family: list[psutil.Process] = []
     with contextlib.suppress(psutil.NoSuchProcess):
         family = psutil.Process(proc.pid).children(recursive=True)
-    proc.send_signal(signal.SIGTERM)
+    for member in [psutil.Process(proc.pid), *family] if proc.poll() is None else family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.terminate()
+    _, alive = psutil.wait_procs(family, timeout=5)
+    for member in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
     try:
-        proc.wait(timeout=20)
+        proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-    _, alive = psutil.wait_procs(family, timeout=10)
-    for child in alive:
-        child.kill()
 
 
 def _sockets(roots: list[psutil.Process]) -> list[tuple[str, str, str, str]]:
