@@ -79,6 +79,24 @@ class ComposedSearchRequest(SearchOptions):
     )
 
 
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with its ``$defs`` references inlined (OpenAPI cannot resolve a
+    request body's own ``#/$defs/...``)."""
+    defs = schema.get("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(defs[ref.rsplit("/", 1)[1]])
+            return {k: resolve(v) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return dict(resolve(schema))
+
+
 def _validate(data: Any) -> ComposedSearchRequest:
     """Validate like a FastAPI body (a 422 in the API's error shape)."""
     try:
@@ -195,7 +213,7 @@ async def _term_vectors(
     summary="Composed query: weighted texts, stored items and uploaded images",
     responses=error_responses(400, 404, 409, 413, 415, 422, 503),
     openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": ComposedSearchRequest.model_json_schema()},
+        "application/json": {"schema": _inlined(ComposedSearchRequest.model_json_schema())},
         "multipart/form-data": {"schema": {
             "type": "object", "required": ["request"],
             "properties": {"request": {"type": "string",
