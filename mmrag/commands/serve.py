@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import secrets
@@ -96,7 +97,8 @@ def _serve(args: argparse.Namespace, settings: Settings, log_level: str) -> int:
         app = create_app(settings)
         config = uvicorn.Config(app, host=args.host, port=args.port, log_level=log_level,
                                 timeout_graceful_shutdown=10)
-        _owning_server(app, config).run()
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops it cleanly, as uvicorn.run
+            _owning_server(app, config).run()
         return 0
     for name in _EXPORTED:
         value = getattr(settings, name)

@@ -206,11 +206,17 @@ def test_path_traversal_over_the_wire(served: Served) -> None:
 
 
 def test_sigint_stops_the_server_cleanly(served: Served) -> None:
+    from retrieval.stores.milvus_rows import lite_path
+    from retrieval.stores.owner_file import owner_path
+
+    owner = owner_path(lite_path(served.data.settings.uri))
+    assert owner.exists()  # other commands on the file work through the server (#16.2)
     lite = [p for p in psutil.Process(served.process.pid).children(recursive=True)]
     served.process.send_signal(signal.SIGINT)
     assert served.process.wait(30) == 0, served.log.read_text()
     _, alive = psutil.wait_procs(lite, timeout=15)
     assert not alive, alive
+    assert not owner.exists()  # removed on a clean stop
 
 
 def test_lite_refuses_several_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
