@@ -1,7 +1,8 @@
 """POST /ingest against a real ``mmrag serve``: uploads, server paths under the allowed roots,
 URLs from a local HTTP server, every refusal, the event stream, cancel and rerun.
 
-One server for the module, on a Lite file that does not exist until the first job creates it,
+The module ends with #16.7's load test: 16 clients searching while an API ingest of 500 images
+runs. One server for the module, on a Lite file that does not exist until the first job creates it,
 with an API key, ``MMRAG_INGEST_ROOTS`` set to one folder, private URLs allowed (the local
 image server is on loopback), a small upload cap and room for one waiting job.
 """
@@ -32,6 +33,8 @@ KEY = "living-key"
 UPLOAD_CAP = 200_000
 SIZE = ((32, 32),)
 WAIT_S = 120.0
+CLIENTS = 16
+IMAGES = 500
 
 
 def png_bytes(index: int) -> bytes:
@@ -240,6 +243,24 @@ def test_a_folder_under_the_roots_with_a_link_out_of_them(live: Live) -> None:
         assert again["counts"]["ingested"] == 0 and again["counts"]["duplicates"] == 7
 
 
+def test_a_manifest_row_out_of_the_roots_is_a_reject(live: Live) -> None:
+    allowed = live.root / "roots"
+    outside = next((live.root / "outside").iterdir())
+    write_image_files(allowed / "listed", 2, sizes=SIZE, start=320)
+    manifest = allowed / "listed.csv"
+    manifest.write_text(f"path,caption\nlisted/img_0320.jpg,a listed photo\n"
+                        f"listed/img_0321.jpg,another\n{outside},out of the roots\n")
+    with live.client() as client:
+        job = run(client, json={"paths": [str(manifest)]})
+        assert job["counts"] == {"ingested": 2, "duplicates": 0, "rejected": 1, "skipped": 0}
+        [reject] = job["rejects"]
+        assert reject["source"] == str(outside) and "MMRAG_INGEST_ROOTS" in reject["reason"]
+        captions = {hit["caption"] for hit in client.post(
+            "/search", json={"query": "photo", "k": 1000}).json()["hits"]}
+        assert {"a listed photo", "another"} <= captions
+        assert "out of the roots" not in captions
+
+
 @pytest.mark.parametrize(
     ("path", "status", "words"),
     [
@@ -322,3 +343,54 @@ def test_cancel_keeps_what_was_written_and_a_rerun_finishes(live: Live) -> None:
         assert rerun["counts"]["ingested"] == 20 - written
         assert rerun["counts"]["duplicates"] == written
         assert count(client) == before + 20
+
+
+def test_16_clients_search_while_500_images_are_ingested(live: Live) -> None:
+    """#16.7: no request fails while the job runs, and the final count is exact."""
+    with live.client() as client:
+        before = count(client)
+
+        files = [("files", (f"p{i:03d}.png", png_bytes(1000 + i), "image/png"))
+                 for i in range(IMAGES)]
+        job = client.post("/ingest", files=files)
+        assert job.status_code == 202, job.text
+        job_id = job.json()["id"]
+
+        done = threading.Event()
+        failures: list[str] = []
+        answered = [0] * CLIENTS
+
+        def search(index: int) -> None:
+            with live.client() as own:
+                turn = 0
+                while not done.is_set():
+                    turn += 1
+                    try:
+                        if turn % 8 == 0:
+                            response = own.get(f"/ingest/{job_id}")
+                        else:
+                            response = own.post("/search", json={
+                                "query": f"a photo number {index} {turn}", "k": 10})
+                        if response.status_code != 200:
+                            failures.append(f"{response.status_code} {response.text[:200]}")
+                    except httpx.HTTPError as exc:
+                        failures.append(f"{type(exc).__name__}: {exc}")
+                    answered[index] += 1
+
+        threads = [threading.Thread(target=search, args=(i,)) for i in range(CLIENTS)]
+        for thread in threads:
+            thread.start()
+        try:
+            finished = follow(client, job_id)[-1][1]
+        finally:
+            done.set()
+            for thread in threads:
+                thread.join(WAIT_S)
+        assert failures == []
+        assert all(answered), answered  # every client was answered while the job ran
+        assert finished["state"] == "done", finished
+        assert finished["counts"] == {"ingested": IMAGES, "duplicates": 0, "rejected": 0,
+                                      "skipped": 0}
+        assert count(client) == before + IMAGES
+        hits = client.post("/search", json={"query": "a photo", "k": 1000}).json()["hits"]
+        assert len(hits) == before + IMAGES == len({hit["id"] for hit in hits})
