@@ -58,6 +58,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.watch import FolderWatcher, WatchOptions
     from retrieval.components import build_components
 
+    root = Path(args.source).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"watch folder {args.source!r} is not a folder; create it or give "
+                          "another (once watched, a folder that goes away is waited for)")
     stop = threading.Event()
     stopped = threading.Event()  # asked to stop (not the watch thread's end)
 
@@ -65,17 +69,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         stopped.set()
         stop.set()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, request_stop)
     watch = WatchOptions(quiet_s=args.quiet_s, max_wait_s=args.max_wait_s, poll_s=args.poll_s)
     options = IngestOptions(batch_size=settings.batch_size, workers=max(1, args.workers),
                             max_pixels=settings.max_image_pixels)
     rejects_path = (Path(args.rejects).expanduser() if args.rejects
                     else default_rejects_path(settings.uri, settings.collection))
-    root = Path(args.source).expanduser()
-    if not root.is_dir():
-        raise ConfigError(f"watch folder {args.source!r} is not a folder; create it or give "
-                          "another (once watched, a folder that goes away is waited for)")
     components = build_components(settings)
     rejects = RejectsFile(rejects_path)
     failure: list[MmragError] = []
@@ -86,6 +84,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         except MmragError as exc:  # handed to the main thread, which reports it
             failure.append(exc)
 
+    previous = {signum: signal.signal(signum, request_stop)
+                for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         watcher = FolderWatcher(
             components, root, lambda line: print(printable(line), flush=True),
@@ -101,6 +101,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         stop.set()
         rejects.close()
         components.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if failure:
         raise failure[0]
     if not stopped.is_set():  # the watch thread died of a bug (its traceback is printed)

@@ -20,6 +20,7 @@ from typing import IO
 import pytest
 
 from ingest.watch import FolderWatcher, WatchOptions
+from mmrag.cli import main
 from retrieval.components import build_components
 from retrieval.config import Settings
 from retrieval.embedders.base import Embedder
@@ -129,9 +130,11 @@ def test_watch_batches_a_burst_waits_for_a_vanished_folder_and_catches_up(
 
 
 def test_a_restarted_watcher_catches_up_with_changes_made_while_it_was_stopped(
-    tmp_path: Path, settings: Settings, tiny_embedder: Embedder,
-    read_rows: Callable[[], dict[str, Record]],
+    tmp_path: Path, settings: Settings, tiny_embedder: Embedder, cli_flags: list[str],
+    read_rows: Callable[[], dict[str, Record]], capsys: pytest.CaptureFixture[str],
 ) -> None:
+    assert main(["watch", str(tmp_path / "no-such-folder"), *cli_flags]) == 2
+    assert "is not a folder; create it or give another" in capsys.readouterr().err
     lib = tmp_path / "lib"
     kept, dropped = write_png(lib / "kept.png", 70), write_png(lib / "dropped.png", 71)
     components = build_components(settings)
