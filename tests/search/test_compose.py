@@ -248,7 +248,7 @@ def test_cli_composed_queries_match_the_weighted_sum(
         (f'"{OPPOSED_TEXT}" + @{OPPOSITE_ID}', "cancel each other out"),
         ('"a dog" + img:/no/such/file.jpg', "cannot read img:/no/such/file.jpg"),
         ('"a dog" "a cat"', "expected + or - between terms"),
-        ('"a dog" --mode keyword', "searched by vector only"),
+        ('"a dog" + "a cat" --mode keyword', "searched by vector only"),
     ],
 )
 def test_cli_refuses_bad_compositions(
