@@ -27,6 +27,8 @@ ROUTES = """routes:
   search       POST /search (text), POST /search/image (upload or URL), POST /search/similar
   items        GET /items/{id}, GET /items/{id}/image (the stored image or a thumbnail),
                DELETE /items/{id}, POST /items/delete (a filter, with "confirm": true)
+  ingest       POST /ingest (uploads, URLs, server paths under MMRAG_INGEST_ROOTS),
+               GET /ingest[/{id}[/events]], DELETE /ingest/{id} (cancel)
   collections  GET /collections, GET /stats, GET /fields (filterable fields and values)
   chat         POST /chat (grounded answer with citations; SSE with "stream": true)
   /v1          OpenAI-compatible: POST /v1/chat/completions, POST /v1/completions,
