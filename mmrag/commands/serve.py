@@ -18,9 +18,11 @@ if TYPE_CHECKING:
     import uvicorn
     from fastapi import FastAPI
 
+    from retrieval.api.service import Service
     from retrieval.config import Settings
 
 log = logging.getLogger(__name__)
+OWNER_POLL_S = 1.0  # how often a server that does not own its Lite file yet looks again
 
 # The routes, by group, as `mmrag serve --help` lists them.
 ROUTES = """routes:
@@ -115,34 +117,48 @@ def _serve(args: argparse.Namespace, settings: Settings, log_level: str) -> int:
 
 
 def _owning_server(app: FastAPI, config: uvicorn.Config) -> uvicorn.Server:
-    """uvicorn's server that, once listening, publishes the owner file of the Lite file it owns
-    (other commands then work through it: retrieval/stores/owner.py) and removes it first
-    thing on shutdown."""
+    """uvicorn's server that, once listening and owning its Lite file (at start, or once a file
+    missing at start was created and opened), publishes the file's owner file (other commands
+    then work through it: retrieval/stores/owner.py), and removes it first thing on shutdown."""
+    import asyncio
+
     import uvicorn
 
+    from retrieval.stores import is_local_uri
     from retrieval.stores.owner_file import OwnerRecord, loopback_url, publish, withdraw
 
     class OwningServer(uvicorn.Server):
         published: OwnerRecord | None = None
+        publisher: asyncio.Task[None] | None = None
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
-            db = getattr(getattr(app.state, "service", None), "owned_db", None)
-            if not self.started or db is None:
+            service = getattr(app.state, "service", None)
+            if not self.started or service is None or not is_local_uri(service.settings.uri):
                 return
             host, port = self.servers[0].sockets[0].getsockname()[:2]
             url = loopback_url(str(host), int(port))
             if url is None:
                 log.warning("other mmrag commands on %s cannot work through this server: it "
                             "listens on %s only (use --host 127.0.0.1 or 0.0.0.0 for that)",
-                            db, host)
+                            service.settings.uri, host)
                 return
-            token = secrets.token_urlsafe(32)
-            app.state.owner_token = token
-            self.published = OwnerRecord(url=url, token=token, pid=os.getpid(), db=db)
-            publish(self.published)
+            self.publisher = asyncio.create_task(self.publish_once_owned(service, url))
+
+        async def publish_once_owned(self, service: Service, url: str) -> None:
+            while not self.should_exit:
+                db = service.owned_db
+                if db is not None:
+                    token = secrets.token_urlsafe(32)
+                    app.state.owner_token = token
+                    self.published = OwnerRecord(url=url, token=token, pid=os.getpid(), db=db)
+                    publish(self.published)
+                    return
+                await asyncio.sleep(OWNER_POLL_S)
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if self.publisher is not None:
+                self.publisher.cancel()
             if self.published is not None:
                 withdraw(self.published)
             await super().shutdown(sockets=sockets)

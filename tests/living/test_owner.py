@@ -13,7 +13,6 @@ import inspect
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import stat
@@ -76,18 +75,16 @@ def _free_port() -> int:
 def served(
     tmp_path_factory: pytest.TempPathFactory, tiny_model_files: tuple[Path, Path]
 ) -> Iterator[Served]:
-    """6 images ingested into owned.db (and copied), then ``mmrag serve`` on it with an API key."""
+    """``mmrag serve`` (with an API key) started on a missing owned.db; then 6 images ingested by
+    this process, which creates the file, and into a copy; the server owns the file after."""
     config, checkpoint = tiny_model_files
     tmp = tmp_path_factory.mktemp("owner")
     db = (tmp / "served" / "owned.db").resolve()
+    copy = tmp / "copy00" / "owned.db"  # as long as the served path: tables pad alike
     flags = ["--collection", "photos", "--model", str(config), "--pretrained", "",
              "--checkpoint", str(checkpoint), "--device", "cpu"]
     first = write_image_files(tmp / "first", 6, ext=".png")
     more = write_image_files(tmp / "more", 4, ext=".png", start=100)[0].parent
-    assert main(["ingest", str(first[0].parent), "--quiet", "--uri", str(db), *flags]) == 0
-    copy = tmp / "copy00" / "owned.db"  # as long as the served path: tables pad alike
-    copy.parent.mkdir()
-    shutil.copy2(db, copy)
     port = _free_port()
     log = tmp / "serve.log"
     with log.open("w") as out:
@@ -99,6 +96,9 @@ def served(
         )
     base = f"http://127.0.0.1:{port}"
     try:
+        for target in (db, copy):  # the server waits for the file, then takes it
+            assert main(["ingest", str(first[0].parent), "--quiet", "--uri", str(target),
+                         *flags]) == 0
         deadline = time.monotonic() + 180
         while not owner_path(db).exists():
             assert proc.poll() is None, log.read_text()
