@@ -121,6 +121,7 @@ class MilvusStore(VectorStore):
         self._slow_timeout = slow_timeout
         self._consistency = consistency
         self._meta_cache: CollectionMeta | None = None
+        self._with_text_rows: set[str] = set()  # collections seen holding rows (BM25 has stats)
         self._pinned = False
         self._full_text: tuple[bool, str] | None = None  # read from the server once
         if not create:
@@ -340,6 +341,7 @@ class MilvusStore(VectorStore):
             if client.has_collection(self._target, timeout=self._timeout):
                 client.drop_collection(self._target, timeout=self._slow_timeout)
         self._meta_cache = None
+        self._with_text_rows.discard(self._target)
 
     def close(self) -> None:
         """Release the connection (and the Milvus Lite process when no store uses it)."""
@@ -654,6 +656,8 @@ class MilvusStore(VectorStore):
         """Top-k hits per text query by BM25 over the text index (score: BM25)."""
         check_page(k, offset)
         self._text_meta()
+        if self._no_text_rows():
+            return [[] for _ in texts]
         options = {"timeout": self._timeout, "consistency_level": self._consistency}
         hits: list[list[Hit]] = []
         for start in range(0, len(texts), QUERIES_PER_CALL):
@@ -663,6 +667,17 @@ class MilvusStore(VectorStore):
                     offset=offset, expr=expr, fields=list(FIELDS), options=options,
                 ))
         return hits
+
+    def _no_text_rows(self) -> bool:
+        """Whether the collection holds no row at all: Milvus Lite's BM25 over an empty corpus
+        fails ("Invalid sparse row: NaN or Inf"), so keyword and hybrid searches answer no hits
+        without asking it."""
+        if self._target in self._with_text_rows:
+            return False  # once written, BM25 keeps its statistics even if every row goes
+        if self.count() == 0:
+            return True
+        self._with_text_rows.add(self._target)
+        return False
 
     def hybrid_search(
         self,
@@ -683,6 +698,8 @@ class MilvusStore(VectorStore):
                 f"hybrid search needs one text per vector; got {queries.shape[0]} vectors "
                 f"and {len(texts)} texts"
             )
+        if self._no_text_rows():
+            return [[] for _ in texts]
         options = {"timeout": self._timeout, "consistency_level": self._consistency}
         hits: list[list[Hit]] = []
         for vector, text in zip(queries, texts, strict=True):

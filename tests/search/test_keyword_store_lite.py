@@ -172,3 +172,15 @@ def _create_without_text_index(
             index_params=build_index(self.index_type, METRIC),
         )
     self._meta_cache = None
+
+
+def test_keyword_and_hybrid_on_an_empty_collection_find_nothing(db: Path) -> None:
+    """Milvus Lite's BM25 over a corpus that never held a row fails ("Invalid sparse row: NaN
+    or Inf", a 503 in the API); the store answers no hits instead, and finds the first row."""
+    with MilvusStore(str(db), "empty_products") as empty:
+        empty.ensure_collection(DIM, MODEL)
+        assert empty.keyword_search(["lamp"], 5) == [[]]
+        assert empty.hybrid_search(unit(0)[None, :], ["lamp"], 5) == [[]]
+        empty.add(records()[:1])
+        assert ids(empty.keyword_search(["lamp"], 5)[0]) == ["a"]
+        empty.drop()
