@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from retrieval.errors import MmragError, StoreError
-from retrieval.stores.base import Capabilities, Fusion, Target, VectorStore
+from retrieval.stores.base import RRF, Capabilities, Fusion, Target, VectorStore
 from retrieval.stores.owner_client import OwnerClient
 from retrieval.stores.owner_file import OwnerRecord
 from retrieval.stores.owner_wire import (
@@ -38,7 +38,6 @@ from retrieval.types import CollectionInfo, Hit, Record
 WRITE_BODY_BYTES = 768 * 1024
 IDS_PER_CALL = 4096
 QUERY_ROWS_PER_CALL = 128
-_DEFAULT_FUSION = Fusion()
 
 
 class OwnerStore(VectorStore):
@@ -163,7 +162,7 @@ class OwnerStore(VectorStore):
         *,
         offset: int = 0,
         expr: str | None = None,
-        fusion: Fusion = _DEFAULT_FUSION,
+        fusion: Fusion = RRF,
     ) -> list[list[Hit]]:
         """Top-k fused hits per (vector, text) pair, searched by the server."""
         found = self._call("hybrid_search", vectors=encode_array(vectors), texts=list(texts),
