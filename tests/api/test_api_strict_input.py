@@ -142,6 +142,7 @@ def _bases(client: TestClient) -> dict[tuple[str, str], dict[str, Any] | None]:
         ("POST", "/search"): {},
         ("POST", "/search/similar"): {"id": ids[0]["id"]},
         ("POST", "/search/image"): None,  # needs a public image URL
+        ("POST", "/items/delete"): {"dry_run": True},  # counts; deleting needs "confirm"
         ("POST", "/chat"): {"messages": [{"role": "user", "content": "a red circle"}]},
         ("POST", "/v1/chat/completions"): {
             "model": "demo", "messages": [{"role": "user", "content": "a red circle"}]

@@ -20,8 +20,12 @@ API_KEY = "fuzz-key-0123456789"
 # positive_data_acceptance: the API refuses some schema-valid requests by rules OpenAPI cannot
 #   state (k + offset <= 16384, a conversation needs a user message, only http(s) URLs are
 #   fetched, at most 6 form fields); the strict-input work narrows the rest.
+# use_after_free: DELETE /ingest/{job_id} cancels a job, which stays readable with its final
+#   state and counts (issue 16: "DELETE /ingest/{id} cancels"); schemathesis 4.32 applies no
+#   per-operation check settings in its stateful phase, so the check is off for every route, and
+#   DELETE /items/{id} -> 404 afterwards is pinned by tests/living/test_delete_items.py.
 # (max_response_time runs only with --max-response-time: speed belongs in `mmrag bench`.)
-EXCLUDED_CHECKS: tuple[str, ...] = ("positive_data_acceptance",)
+EXCLUDED_CHECKS: tuple[str, ...] = ("positive_data_acceptance", "use_after_free")
 ST = Path(sys.executable).with_name("st")
 
 
