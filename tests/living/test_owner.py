@@ -220,6 +220,10 @@ def test_the_contract_through_an_owner_store(served: Served) -> None:
         assert [hits[0].id for hits in many] == ["r0", "r1", "r2", "r3"] * 75
         with pytest.raises(ModelMismatchError, match="query vectors have shape"):
             store.search(np.ones((1, 5), dtype=np.float32))
+        assert store.capabilities.full_text and store.has_text_index()  # Lite has BM25
+        assert [h.id for h in store.keyword_search(["c2"], k=2)[0]] == ["r2"]
+        assert store.hybrid_search(vectors[1:2], ["c1"], k=1)[0][0].id == "r1"
+        assert [h.id for h in store.range_search(vectors[3:4], 0.5)[0]] == ["r3"]
         assert [r.id for batch in store.iterate(3) for r in batch] == ["r0", "r1", "r2", "r3"]
         odd = [r.id for b in store.iterate_where('metadata["tag"] == "odd"') for r in b]
         assert odd == ["r1", "r3"]
