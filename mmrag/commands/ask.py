@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from mmrag.commands.search import FILTER_HELP, parse_filter
+from mmrag.commands.search import FILTER_HELP, add_mode_flags, mode_values, parse_filter
 from mmrag.console import printable
 from retrieval.errors import ConfigError
 
@@ -32,6 +32,10 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "-k", "--k", type=int, default=DEFAULT_K, help=f"items to retrieve (default {DEFAULT_K})"
     )
     p.add_argument("--filter", help=FILTER_HELP)
+    p.add_argument(
+        "--modality", choices=("image", "text"), help="retrieve only images or only passages"
+    )
+    add_mode_flags(p)
     p.add_argument("--json", action="store_true", help="print the answer and citations as JSON")
     p.set_defaults(run=run)
 
@@ -51,14 +55,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Retrieve, answer (streaming to the terminal), then list the cited items."""
     from retrieval.answerers import ChatMessage, FinalEvent, create_answerer
     from retrieval.components import build_components
+    from retrieval.filters import with_modality
     from retrieval.follow_model import check_query_model, query_embedder
     from retrieval.rag import ChatQuery, ChatService
     from retrieval.search import Searcher
+    from retrieval.search_options import RankingFlags
 
     if not 1 <= args.k <= 100:
         raise ConfigError("-k must be in 1..100")
     if not args.question.strip():
         raise ConfigError("the question is empty")
+    flags = RankingFlags.checked(**mode_values(args))  # before the model and store load
     if args.llm:
         settings = settings.model_copy(update={"llm": args.llm})
     components = build_components(settings, access="read")  # creates nothing
@@ -67,9 +74,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # a reindexed (moved) name is read with its new model; a plain one with the configured
         searcher = Searcher(query_embedder(components), components.store)
         check_query_model(searcher)
-        expr = parse_filter(args.filter, components.store)
+        expr = with_modality(parse_filter(args.filter, components.store), args.modality)
         service = ChatService(searcher, answerer, max_query_chars=settings.max_query_chars)
-        query = ChatQuery(messages=(ChatMessage("user", args.question),), k=args.k, expr=expr)
+        query = ChatQuery(
+            messages=(ChatMessage("user", args.question),), k=args.k, expr=expr,
+            mode=flags.mode, fusion=flags.fusion(),
+        )
         if args.json:
             answer = service.answer(query)
             print(json.dumps(answer_dict(answer, service.query_text(query)), ensure_ascii=False))

@@ -4,6 +4,7 @@ among them, with the command that adds it)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from mmrag.cli import main
 from retrieval.api import create_app
+from retrieval.config import Settings
 from retrieval.embedders.base import Embedder
 from retrieval.model_spec import spec_from_settings
 from retrieval.stores.milvus import MilvusStore
@@ -24,12 +27,15 @@ CAPTIONS = ("Aurora lamp, item R-4821", "Zephyr chair, item B-1234", "Nimbus vas
 
 
 @pytest.fixture(scope="module")
-def client(
-    tmp_path_factory: pytest.TempPathFactory, tiny_model_files: tuple[Path, Path],
-    tiny_embedder: Embedder,
-) -> Iterator[TestClient]:
+def settings(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_files: tuple[Path, Path]
+) -> Settings:
     root = tmp_path_factory.mktemp("hybrid_api")
-    settings = tiny_settings(root, *tiny_model_files).model_copy(update={"collection": "shop"})
+    return tiny_settings(root, *tiny_model_files).model_copy(update={"collection": "shop"})
+
+
+@pytest.fixture(scope="module")
+def client(settings: Settings, tiny_embedder: Embedder) -> Iterator[TestClient]:
     vectors = tiny_embedder.embed_texts(list(CAPTIONS))
     rows = [Record(id=f"p{i}", vector=v, source=f"/shop/p{i}.png", caption=c,
                    metadata={"shelf": "north" if i < 3 else "south"},
@@ -120,3 +126,19 @@ def test_chat_retrieves_in_the_mode_asked(client: TestClient) -> None:
     refused = client.post("/chat", json={**body, "mode": "keyword", "collection": "legacy"})
     assert refused.status_code == 422 and "--add-text-index" in refused.text
     assert np.isfinite(client.post("/chat", json=body).json()["citations"][0]["score"])
+
+
+def test_ask_retrieves_in_the_mode_asked(
+    client: TestClient, settings: Settings, tiny_model_files: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config, checkpoint = tiny_model_files
+    flags = ["--uri", settings.uri, "--model", str(config), "--pretrained", "",
+             "--checkpoint", str(checkpoint), "--device", "cpu", "--llm", "extractive"]
+    question = ["ask", "Which item is K-9992?", "-k", "2", "--json"]
+    assert main([*question, "--mode", "keyword", "--collection", "shop", *flags]) == 0
+    assert json.loads(capsys.readouterr().out)["citations"][0]["id"] == "p2"
+    assert main([*question, "--mode", "keyword", "--collection", "legacy", *flags]) == 2
+    assert "--add-text-index" in capsys.readouterr().err
+    assert main([*question, "--mode", "fuzzy", "--collection", "shop", *flags]) == 2
+    assert "--mode" in capsys.readouterr().err
