@@ -52,7 +52,8 @@ def test_a_row_another_process_writes_is_served_at_once(
     flags = ["--uri", uri, "--collection", name, "--model", str(config), "--pretrained", "",
              "--checkpoint", str(checkpoint), "--device", "cpu"]
     images = write_image_files(tmp_path / "images", 3, ext=".png")
-    assert main(["ingest", str(images[0].parent), "--quiet", *flags]) == 0
+    rejects = ["--rejects", str(tmp_path / "rejects.jsonl")]  # not in the checkout
+    assert main(["ingest", str(images[0].parent), "--quiet", *rejects, *flags]) == 0
     settings = Settings(uri=uri, collection=name, model=str(config), checkpoint=checkpoint,
                         pretrained=None, device="cpu", thumbnail_dir=tmp_path / "thumbs")
     lens = {"query": "x", "k": 10, "filter": {"lens": "50mm"}}
