@@ -24,6 +24,7 @@ from retrieval.errors import (
     ConfigError,
     ModelMismatchError,
     StoreError,
+    StoreUnavailableError,
     TextIndexMissingError,
 )
 from retrieval.stores import milvus_hybrid
@@ -146,12 +147,23 @@ class MilvusStore(VectorStore):
             if self.backend.embedded:
                 from milvus_lite import __version__ as version
             else:
-                with self._call("get_server_version") as client:
-                    version = str(client.get_server_version(timeout=self._timeout))
+                version = self._server_version()
             self._full_text = milvus_hybrid.full_text_support(
                 version, self.backend.label, self.where
             )
         return self._full_text
+
+    def _server_version(self) -> str:
+        """The server's version ('' when it does not say: a gRPC endpoint without GetVersion,
+        such as a proxied Milvus Lite, answers UNIMPLEMENTED; a server that is down is still
+        reported as down)."""
+        try:
+            with self._call("get_server_version") as client:
+                return str(client.get_server_version(timeout=self._timeout))
+        except StoreUnavailableError:
+            raise
+        except StoreError:
+            return ""
 
     @property
     def is_local(self) -> bool:

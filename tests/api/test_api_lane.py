@@ -290,6 +290,9 @@ def test_model_calls_and_lite_searches_never_overlap(api_data: ApiData) -> None:
             embedder.embed_texts = intervals.wrap(embedder.embed_texts, "model")  # type: ignore[method-assign]
             store = service.components.store
             store.search = intervals.wrap(store.search, "search")  # type: ignore[method-assign]
+            # text queries on a collection with the text index run hybrid by default
+            store.hybrid_search = intervals.wrap(  # type: ignore[method-assign]
+                store.hybrid_search, "search")
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
 

@@ -183,7 +183,10 @@ def test_cli_commands_work_through_the_owning_server(
 
     # more commands, run in this process through the server, and on the copy
     one = '{"name": "img_0100.png"}'
-    for argv, extra in ((["ask", "what is here"], []),
+    queries = served.more.parent / "queries.jsonl"
+    relevant = [found.json()["hits"][0]["id"]]
+    queries.write_text(json.dumps({"query": "x", "relevant": relevant}) + "\n")
+    for argv, extra in ((["ask", "what is here"], []), (["eval", str(queries), "--json"], []),
                         (["sync", str(served.more), "--dry-run"], []),
                         (["delete", "--filter", one, "--yes"], []), (["stats"], []),
                         (["search", "x"], ["--collection", "nope"])):

@@ -143,14 +143,12 @@ def test_vectors_shifted_within_a_batch_are_caught(
 def test_decode_workers_handing_images_to_other_rows_are_caught(
     gallery: Gallery, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    decode_work = ingest.job.decode_work
+    decode_with = ingest.job.decode_with
     lock = threading.Lock()
     slot: list[Any] = []
 
-    def shared_buffer(
-        work: Work, prepare: Any, max_pixels: int, min_side: int | None = None
-    ) -> Work:
-        done = decode_work(work, prepare, max_pixels, min_side)
+    def shared_buffer(work: Work, decoder: Any) -> Work:
+        done = decode_with(work, decoder)
         if done.prepared is None:
             return done
         with lock:  # each row gets the image the previous worker call decoded
@@ -159,7 +157,7 @@ def test_decode_workers_handing_images_to_other_rows_are_caught(
         return replace(done, prepared=previous)
 
     with monkeypatch.context() as plant:
-        plant.setattr(ingest.job, "decode_work", shared_buffer)
+        plant.setattr(ingest.job, "decode_with", shared_buffer)
         gallery.ingest("swapped")
     precision = measured("decode workers mixing rows", api_search(client, "swapped"))
     assert not precision.passed, precision.mean

@@ -7,6 +7,7 @@ file of its own (``-alias``), so it never collides with another Milvus standalon
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import socket
 import tempfile
@@ -44,6 +45,9 @@ SERVER_TUNING.update({f"{component}.ip": "127.0.0.1" for component in COMPONENTS
 # Milvus reads config overrides from the environment; this key is not in the package's
 # template. Query nodes pick up flushed, indexed segments after ~1 s instead of ~10 s.
 SERVER_ENV = {"QUERYCOORD_UPDATENEXTTARGETINTERVAL": "1"}
+
+
+_STARTS = itertools.count()
 
 
 @dataclass
@@ -180,7 +184,7 @@ def run_embedded_server(milvus: ModuleType, data_dir: Path) -> Iterator[Embedded
     deadline = started + SERVER_START_TIMEOUT_S
     data_dir.mkdir(parents=True, exist_ok=True)
     link_cached_binaries(milvus, data_dir)
-    alias = f"mmrag{os.getpid()}"
+    alias = f"mmrag{os.getpid()}x{next(_STARTS)}"  # a test's private server gets its own too
     launcher = write_launcher(data_dir, alias)
     config = milvus.MilvusServerConfig(data_dir=str(data_dir))
     for key, value in SERVER_TUNING.items():

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 
 from retrieval.demo.synthetic import render_scene
 from tests.ui.ui_support import (
@@ -92,3 +93,12 @@ def test_a_passage_hit_is_shown_as_its_text(page: Any, text_server: Server) -> N
     assert shown.is_displayed() and shown.text == PASSAGE
     assert not page.find_element(By.ID, "detail-image").is_displayed()
     page.find_element(By.ID, "detail-close").click()
+
+    # "Show" narrows the same search to one kind (the passage, then the two images), and back
+    show = Select(page.find_element(By.ID, "search-modality"))
+    for value, expected in (("text", [None]), ("image", [True, True]),
+                            ("", sorted([None, True, True], key=str))):
+        show.select_by_value(value)
+        wait_for(page, lambda d, want=expected: search_idle(d) and sorted(
+                     (c["img"] for c in d.execute_script(CARDS_JS)), key=str) == want,
+                 30, f"the results of Show={value or 'both'}")

@@ -19,6 +19,7 @@ const ui = {
   form: byId("search-form"),
   query: byId("query"),
   mode: byId("search-mode"),
+  modality: byId("search-modality"),
   modeNote: byId("search-mode-note"),
   file: byId("image-file"),
   dropZone: byId("drop-zone"),
@@ -100,6 +101,9 @@ async function runSearch(reset) {
   const filter = currentFilter();
   if (filter) {
     options.filter = filter;
+  }
+  if (ui.modality.value) {
+    options.modality = ui.modality.value;
   }
   show(ui.intro, false);
   show(ui.error, false);
@@ -253,6 +257,11 @@ export function wireSearch() {
   ui.form.addEventListener("submit", onSearchSubmit);
   ui.mode.addEventListener("change", () => {
     if (state.search && state.search.kind === "text") {
+      runSearch(true);
+    }
+  });
+  ui.modality.addEventListener("change", () => {
+    if (state.search) {
       runSearch(true);
     }
   });
