@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmrag.commands.arg_types import non_negative_int, positive_float, positive_int
 from mmrag.commands.sync import add_sync_flags
 from mmrag.console import markup_safe, printable
 from retrieval.errors import ConfigError
@@ -22,27 +23,6 @@ if TYPE_CHECKING:
 REJECTS_SHOWN = 10
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
-
-
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Register the subcommand."""
     p = sub.add_parser(
@@ -53,37 +33,37 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "path or url column) or one image/video file. Safe to rerun: stored items are skipped.",
     )
     p.add_argument("source", help="folder, manifest file, or one image/video file")
-    p.add_argument("--batch-size", type=_positive_int, help="images per model call (default 32)")
+    p.add_argument("--batch-size", type=positive_int, help="images per model call (default 32)")
     p.add_argument(
-        "--workers", type=_positive_int, default=max(1, min(4, os.cpu_count() or 1)),
+        "--workers", type=positive_int, default=max(1, min(4, os.cpu_count() or 1)),
         help="decode/preprocess threads (default: CPU cores, at most 4)",
     )
     p.add_argument(
-        "--fetch-workers", type=_positive_int, default=16,
+        "--fetch-workers", type=positive_int, default=16,
         help="threads reading files and fetching URLs (default 16)",
     )
     p.add_argument(
-        "--insert-batch-size", type=_positive_int, default=256,
+        "--insert-batch-size", type=positive_int, default=256,
         help="rows per store write (default 256)",
     )
     p.add_argument("--shard", help="i/n: ingest only shard i (0-based) of n, by item key hash")
     p.add_argument("--rejects", help="rejects JSONL file (default: next to the .db, or ./)")
     p.add_argument("--strict", action="store_true", help="exit 1 if anything was rejected")
     p.add_argument(
-        "--video-every", type=_positive_float, default=2.0, metavar="SECONDS",
+        "--video-every", type=positive_float, default=2.0, metavar="SECONDS",
         help="sample one video frame every SECONDS (default 2)",
     )
-    p.add_argument("--max-pixels", type=_positive_int, help="decompression-bomb cap (50000000)")
+    p.add_argument("--max-pixels", type=positive_int, help="decompression-bomb cap (50000000)")
     p.add_argument(
-        "--max-bytes", type=_positive_int,
+        "--max-bytes", type=positive_int,
         help="largest file or download accepted, in bytes (default 50 MiB)",
     )
     p.add_argument(
-        "--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
+        "--timeout", type=positive_float, default=30.0, metavar="SECONDS",
         help="per-attempt limit for one URL download (default 30)",
     )
     p.add_argument(
-        "--retries", type=_non_negative_int, default=3,
+        "--retries", type=non_negative_int, default=3,
         help="extra attempts for URLs on connection errors, timeouts, 429 and 5xx (default 3)",
     )
     p.add_argument(
@@ -93,7 +73,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     )
     p.add_argument("--address", help="Ray cluster (ray://head:10001 or auto; default: local Ray)")
     p.add_argument(
-        "--model-actors", type=_positive_int,
+        "--model-actors", type=positive_int,
         help="Ray: model replicas (default: one per GPU of the cluster, else 1)",
     )
     p.add_argument(

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from mmrag.commands.arg_types import positive_int
 from mmrag.console import markup_safe
 from retrieval.limits import MAX_TOPK
 
@@ -15,13 +16,6 @@ if TYPE_CHECKING:
     from retrieval.migrate import MigrateReport
 
 # Store and rich imports live in run() and _report(): `mmrag --help` stays instant.
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -43,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--to-collection", help="target collection name (default: the same)")
     p.add_argument("--to-token", help="target server token (default MMRAG_TOKEN)")
     p.add_argument("--index-type", help="index of a new target collection (MMRAG_INDEX_TYPE)")
-    p.add_argument("--batch-size", type=_positive_int, default=1000, help="rows per batch (1000)")
+    p.add_argument("--batch-size", type=positive_int, default=1000, help="rows per batch (1000)")
     p.add_argument("--verify-sample", type=int, default=200,
                    help="rows compared at the end (default 200)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmrag.commands.arg_types import positive_int
 from mmrag.console import markup_safe, printable
 from retrieval.errors import ConfigError
 
@@ -17,13 +18,6 @@ if TYPE_CHECKING:
     from retrieval.config import Settings
 
 # Model, store and rich imports live in run() and _report(): `mmrag --help` stays instant.
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
-    return value
 
 
 def _seconds(text: str) -> float:
@@ -60,8 +54,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "caption and file name, e.g. title,sku",
     )
     p.add_argument("--target", help="name of the new collection (default <collection>_vN)")
-    p.add_argument("--batch-size", type=_positive_int, default=256, help="rows per batch (256)")
-    p.add_argument("--workers", type=_positive_int, default=4, help="read/decode threads (4)")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="rows per batch (256)")
+    p.add_argument("--workers", type=positive_int, default=4, help="read/decode threads (4)")
     p.add_argument(
         "--allow-missing", action="store_true",
         help="switch even when some sources could not be read (they are left out)",

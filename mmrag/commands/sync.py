@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmrag.commands.arg_types import positive_int
 from mmrag.console import printable
 
 if TYPE_CHECKING:
@@ -16,13 +17,6 @@ if TYPE_CHECKING:
     from retrieval.config import Settings
 
 # Model, store and rich imports live in run(): `mmrag --help` stays instant.
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -38,9 +32,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     )
     p.add_argument("source", help="the folder to sync")
     add_sync_flags(p)
-    p.add_argument("--batch-size", type=_positive_int, help="images per model call (default 32)")
+    p.add_argument("--batch-size", type=positive_int, help="images per model call (default 32)")
     p.add_argument(
-        "--workers", type=_positive_int, default=max(1, min(4, os.cpu_count() or 1)),
+        "--workers", type=positive_int, default=max(1, min(4, os.cpu_count() or 1)),
         help="decode/preprocess threads (default: CPU cores, at most 4)",
     )
     p.add_argument("--rejects", help="rejects JSONL file (default: next to the .db, or ./)")

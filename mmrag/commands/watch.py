@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmrag.commands.arg_types import positive_float
 from mmrag.console import printable
 from retrieval.errors import ConfigError, MmragError
 
@@ -16,13 +17,6 @@ if TYPE_CHECKING:
     from retrieval.config import Settings
 
 # Model, store and watchdog imports live in run(): `mmrag --help` stays instant.
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -37,11 +31,11 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "it to come back. Ctrl-C (or SIGTERM) stops after the sync in progress.",
     )
     p.add_argument("source", help="the folder to watch")
-    p.add_argument("--quiet-s", type=_positive_float, default=1.0, metavar="SECONDS",
+    p.add_argument("--quiet-s", type=positive_float, default=1.0, metavar="SECONDS",
                    help="sync once no event came for SECONDS (default 1)")
-    p.add_argument("--max-wait-s", type=_positive_float, default=10.0, metavar="SECONDS",
+    p.add_argument("--max-wait-s", type=positive_float, default=10.0, metavar="SECONDS",
                    help="...or SECONDS after the first event of a batch (default 10)")
-    p.add_argument("--poll-s", type=_positive_float, default=2.0, metavar="SECONDS",
+    p.add_argument("--poll-s", type=positive_float, default=2.0, metavar="SECONDS",
                    help="how often a vanished folder is looked for again (default 2)")
     p.add_argument(
         "--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)),
