@@ -150,6 +150,11 @@ export async function* streamChat(body, { signal } = {}) {
     body: JSON.stringify({ ...body, stream: true }),
     signal,
   });
+  yield* readEvents(response);
+}
+
+/** Every Server-Sent Event of a response body as {event, data} (data parsed as JSON). */
+export async function* readEvents(response) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";

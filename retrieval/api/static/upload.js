@@ -4,7 +4,7 @@
 // the current search). "Stop" cancels the job between batches (DELETE /ingest/{id}); what was
 // written stays.
 
-import { ApiError, apiUrl, getKey } from "./api.js";
+import { ApiError, apiUrl, getKey, readEvents } from "./api.js";
 import { append, byId, clear, el, show } from "./dom.js";
 import { showError } from "./errors.js";
 import { withKey } from "./key.js";
@@ -167,26 +167,6 @@ function sendFiles(entries, onProgress) {
   });
 }
 
-// One Server-Sent Event block ("event: x\ndata: {...}") as {event, data}.
-function parseEvent(block) {
-  let event = "message";
-  const data = [];
-  for (const line of block.split("\n")) {
-    if (line.startsWith(":")) {
-      continue;
-    }
-    const colon = line.indexOf(":");
-    const field = colon < 0 ? line : line.slice(0, colon);
-    const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-    if (field === "event") {
-      event = value;
-    } else if (field === "data") {
-      data.push(value);
-    }
-  }
-  return data.length ? { event, data: JSON.parse(data.join("\n")) } : null;
-}
-
 async function* jobEvents(id, signal) {
   const headers = new Headers({ Accept: "text/event-stream" });
   const key = getKey();
@@ -199,25 +179,7 @@ async function* jobEvents(id, signal) {
     throw new ApiError(response.status, "http_error",
       `Could not follow the upload (HTTP ${response.status}).`);
   }
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    buffer += decoder.decode(value || new Uint8Array(), { stream: !done });
-    buffer = buffer.replace(/\r\n?/g, "\n");
-    let end;
-    while ((end = buffer.indexOf("\n\n")) >= 0) {
-      const event = parseEvent(buffer.slice(0, end));
-      buffer = buffer.slice(end + 2);
-      if (event) {
-        yield event;
-      }
-    }
-    if (done) {
-      return;
-    }
-  }
+  yield* readEvents(response);
 }
 
 function countsText(job) {
