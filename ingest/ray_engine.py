@@ -273,7 +273,7 @@ def _node_id() -> str:
     return str(ray.get_runtime_context().get_node_id())
 
 
-def _connect(ray: ModuleType, options: RayOptions) -> bool:
+def connect_ray(ray: ModuleType, options: RayOptions) -> bool:
     """Connect to (or start) Ray; True when this call started it (and must shut it down).
 
     A cluster on this machine's loopback (``127.0.0.1:PORT``, ``localhost:PORT``) is joined as
@@ -286,9 +286,9 @@ def _connect(ray: ModuleType, options: RayOptions) -> bool:
         loopback = {"_node_ip_address": LOOPBACK} if host in (LOOPBACK, "localhost") else {}
         ray.init(address=options.address, log_to_driver=False, **loopback)
     else:
-        ray.init(
-            num_cpus=options.num_cpus, include_dashboard=False, log_to_driver=False,
-            _node_ip_address=LOOPBACK,
+        ray.init(  # "local": a Ray of its own, even beside a `ray start` cluster here
+            address="local", num_cpus=options.num_cpus, include_dashboard=False,
+            log_to_driver=False, _node_ip_address=LOOPBACK,
         )
     return True
 
@@ -328,7 +328,7 @@ def run_ray_ingest(
         ensure_collection_for(store, EmbeddingModel(model_id, dim, spec_from_settings(settings)))
     summary = IngestSummary(rejects_file=str(rejects.path) if rejects is not None else None)
     started = time.perf_counter()
-    owned = _connect(ray, ropts)
+    owned = connect_ray(ray, ropts)
     try:
         listed = without_skipped(items, summary)  # files of other types are counted, not read
         for row in _stream(ray, settings, listed, opts, ropts, config, shape, dim, model_id):

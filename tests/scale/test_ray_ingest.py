@@ -100,8 +100,12 @@ def test_ray_engine_matches_the_local_job(
     try:
         mine = _ingest(capsys, str(folder), *common, "--collection", local,
                        "--rejects", str(tmp_path / "local.jsonl"))
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 _node_ip_address=ray_engine.LOOPBACK)
+        # The engine's own local start, as `mmrag ingest --engine ray` does it, here in the
+        # test's process so its Ray stays up for the rerun. A Ray address in the environment
+        # (or a `ray start` cluster on this machine) must not be joined: a Ray of its own.
+        monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+        assert ray_engine.connect_ray(ray, ray_engine.RayOptions(num_cpus=2))
+        assert len(ray.nodes()) == 1
         started = time.monotonic()
         theirs = _ingest(capsys, str(folder), *common, "--collection", distributed,
                          "--engine", "ray", "--rejects", str(tmp_path / "ray.jsonl"))
