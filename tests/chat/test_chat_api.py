@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import openai
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from retrieval.answerers import OpenAICompatibleAnswerer
@@ -25,6 +21,7 @@ from retrieval.api.routers.chat import load_item_image
 from retrieval.config import Settings
 from tests.chat.chat_data import CAPTIONS, INJECTION, LABELS
 from tests.chat.fake_openai_server import FakeOpenAI
+from tests.chat.serving import serve_app
 
 KEY = "mmrag-secret"
 QUESTION = "a cat sleeping on a sofa"
@@ -50,27 +47,8 @@ class Served:
 def served(rag_settings: Settings) -> Iterator[Served]:
     """The API over the RAG collection, with an API key, on a loopback port."""
     app = create_app(rag_settings.model_copy(update={"api_key": KEY}))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as client:
-        while True:
-            try:
-                if client.get("/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the API did not become ready"
-            time.sleep(0.1)
-    yield Served(app, url)
-    server.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    with serve_app(app, key=KEY) as url:
+        yield Served(app, url)
 
 
 @pytest.fixture
