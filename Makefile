@@ -9,6 +9,9 @@ ARCH   := $(shell uname -m)
 # CPU-only build (no nvidia-* or triton); empty: PyPI (on x86_64 Linux the CUDA build, ~5.3 GB).
 TORCH_INDEX ?=
 TORCH_PIP = $(BIN)/pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+# pytest-xdist workers for `make test` (each test file runs whole in one worker). Two keep a
+# 2-core machine busy: the tests wait on servers and subprocesses about half the time.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint setup setup-test clean
 
@@ -17,7 +20,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	bash scripts/install-browser.sh
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
