@@ -34,7 +34,7 @@ def tiny_embedder(tiny_model_files: tuple[Path, Path]) -> Embedder:
     """The tiny model as users load theirs: config registered, then checkpoint= (CPU, fp32).
 
     fp32 because the exactness tests compare with open_clip's own fp32 path; settings-built
-    embedders (ingest, API) use MMRAG_PRECISION's default (auto: bf16 where it is faster).
+    embedders (ingest, API) use MMRAG_PRECISION's default, bf16 on CPUs with AMX.
     """
     from retrieval.embedders import add_model_config, create_embedder
 

@@ -11,15 +11,9 @@ import torch
 from safetensors.torch import save_file
 
 from retrieval.demo.synthetic import caption_for, combinations, render_scene
-from retrieval.embedders import create_embedder, precision
+from retrieval.embedders import create_embedder
 from retrieval.embedders.base import Embedder
-from retrieval.embedders.precision import (
-    cpu_bf16_speedup,
-    cpu_bf16_units,
-    input_dtype,
-    native_cpu_bf16,
-    resolve_precision,
-)
+from retrieval.embedders.precision import input_dtype, native_cpu_bf16, resolve_precision
 from retrieval.errors import ConfigError
 
 MIN_COSINE = 0.999  # issue #7: a faster path is kept only above this
@@ -46,34 +40,11 @@ def _pair(name: str, **kwargs: object) -> tuple[Embedder, Embedder]:
     return fp32, bf16
 
 
-def test_auto_is_bf16_only_where_the_cpu_has_bf16_units_that_are_faster() -> None:
-    units = cpu_bf16_units()
-    faster = units == "AMX" or (units == "AVX512-BF16" and cpu_bf16_speedup() >= 1.2)
-    assert resolve_precision("auto", "cpu") == ("bf16" if faster else "fp32")
-    if not native_cpu_bf16():
-        assert resolve_precision("auto", "cpu") == "fp32"
+def test_auto_is_bf16_only_where_the_cpu_has_bf16_units() -> None:
+    expected = "bf16" if native_cpu_bf16() else "fp32"
+    assert resolve_precision("auto", "cpu") == expected
     assert resolve_precision("fp32", "cpu") == "fp32"
     assert input_dtype("bf16") is torch.bfloat16 and input_dtype("fp32") is torch.float32
-
-
-@pytest.mark.parametrize(
-    ("units", "speedup", "expected"),
-    [("AMX", 0.5, "bf16"), ("AVX512-BF16", 1.9, "bf16"), ("AVX512-BF16", 0.54, "fp32"),
-     ("", 9.0, "fp32")],
-)
-def test_auto_follows_the_units_and_the_measured_speedup(
-    monkeypatch: pytest.MonkeyPatch, units: str, speedup: float, expected: str
-) -> None:
-    """AMX is always faster; AVX512-BF16 is faster on some CPUs (AMD EPYC) and slower on
-    others (an Intel Xeon without AMX: 0.54x), so auto measures it."""
-    monkeypatch.setattr(precision, "cpu_bf16_units", lambda: units)
-    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: speedup)
-    assert resolve_precision("auto", "cpu") == expected
-
-
-def test_the_probe_measures_a_positive_ratio_once() -> None:
-    ratio = cpu_bf16_speedup()
-    assert ratio > 0 and cpu_bf16_speedup() == ratio  # cached: the same value, not re-measured
 
 
 def test_unknown_or_impossible_precision_is_refused() -> None:
