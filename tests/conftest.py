@@ -34,7 +34,7 @@ def tiny_embedder(tiny_model_files: tuple[Path, Path]) -> Embedder:
     """The tiny model as users load theirs: config registered, then checkpoint= (CPU, fp32).
 
     fp32 because the exactness tests compare with open_clip's own fp32 path; settings-built
-    embedders (ingest, API) use MMRAG_PRECISION's default, bf16 on CPUs with AMX.
+    embedders (ingest, API) use MMRAG_PRECISION's default (auto: bf16 where the CPU is faster).
     """
     from retrieval.embedders import add_model_config, create_embedder
 
@@ -81,3 +81,17 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded
     except ServerFailed as exc:
         pytest.fail(str(exc))
     shutil.rmtree(data_dir, ignore_errors=True)  # kept above when the server failed
+
+
+@pytest.fixture
+def private_lite_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A HOME of this test's own, for tests that start Milvus Lite through plain pymilvus.
+
+    Plain Lite 2.5.1 deletes and recreates ``$HOME/.cache/milvus`` in every process, so one
+    started beside another test worker's can break it (mmrag's own stores avoid that:
+    ``retrieval/stores/lite_server.py``); the test's Lite processes inherit this HOME.
+    """
+    home = tmp_path / "lite-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home

@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -357,6 +357,8 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     import pymilvus
     from pymilvus import MilvusClient
 
+    from retrieval.stores.lite_server import start_lite_server
+
     started = time.perf_counter()
     dim, n_queries = int(config.get("dim", 512)), int(config.get("queries", 50))
     k = int(config.get("k", 10))
@@ -365,7 +367,9 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     data_info: list[dict[str, Any]] = []
     folder = tempfile.mkdtemp(prefix="mmrag-bench-store-")
-    client = MilvusClient(os.path.join(folder, "bench.db"))
+    db = Path(folder) / "bench.db"
+    start_lite_server(db)  # a scratch HOME of its own, beside a running mmrag
+    client = MilvusClient(str(db))
     try:
         supported = probe_index_types(client, config.get("probe", PROBED_INDEXES))
         for size in config.get("sizes", [10_000]):

@@ -170,7 +170,10 @@ class LiteBackend(MilvusBackend):
         try:
             if starting:
                 lite_lock.wait_for_leftover_servers(self.db)  # one a killed owner left
-                _note_borrowed_lite(self.address)
+                if not _note_borrowed_lite(self.address):
+                    from retrieval.stores.lite_server import start_lite_server
+
+                    start_lite_server(self.db)  # with a scratch HOME of its own
             return MilvusClient(
                 uri=self.address, token=token or "", timeout=timeout, dedicated=True
             )
@@ -240,9 +243,9 @@ def _import_milvus_lite() -> None:
     import milvus_lite.server_manager  # noqa: F401
 
 
-def _note_borrowed_lite(path: str) -> None:
+def _note_borrowed_lite(path: str) -> bool:
     """Remember a Lite server this process already ran before mmrag's first store on it (the
-    user's own pymilvus client started it): mmrag shares it and never stops it."""
+    user's own pymilvus client started it): mmrag shares it and never stops it. True if so."""
     from milvus_lite.server_manager import server_manager_instance
 
     running = str(Path(path).absolute().resolve()) in server_manager_instance._servers
@@ -251,6 +254,7 @@ def _note_borrowed_lite(path: str) -> None:
             _lite_borrowed.add(path)
         else:
             _lite_borrowed.discard(path)
+    return running
 
 
 def _lite_lifecycle(path: str) -> threading.RLock:

@@ -51,7 +51,7 @@ def _start_holder(db: Path) -> subprocess.Popen[str]:
 
 
 def test_a_lite_server_the_users_own_pymilvus_started_is_shared_not_a_leftover(
-    tmp_path: Path,
+    tmp_path: Path, private_lite_home: Path
 ) -> None:
     """The notebooks' pattern: pymilvus opens the file first, then mmrag opens a store on it in
     the same process; mmrag shares that Lite server and leaves it running when its store closes."""

@@ -283,7 +283,8 @@ def make_notebook_collection(uri: str, dim: int) -> None:
 
 
 def test_notebook_pipelines_give_the_same_rows_on_towhees_runtime(
-    tmp_path: Any, make_image_files: Any, tiny_model_files: Any, tiny_embedder: Any
+    tmp_path: Any, make_image_files: Any, tiny_model_files: Any, tiny_embedder: Any,
+    private_lite_home: Any,
 ) -> None:
     from pipelines import resolve
     from tests.support.tiny_model import TINY_MODEL_NAME

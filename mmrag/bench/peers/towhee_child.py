@@ -54,6 +54,9 @@ def make_bootcamp_collection(db: Path, dim: int) -> Any:
     """The notebook's collection, made with pymilvus: int64 id, the vector, IVF_FLAT on L2."""
     from pymilvus import DataType, MilvusClient
 
+    from retrieval.stores.lite_server import start_lite_server
+
+    start_lite_server(db)  # the bench's harness, not the notebook's: a scratch HOME of its own
     client = MilvusClient(uri=str(db))
     schema = MilvusClient.create_schema(auto_id=False)
     schema.add_field("id", DataType.INT64, is_primary=True)
