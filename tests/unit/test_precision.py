@@ -12,8 +12,15 @@ from safetensors.torch import save_file
 
 from retrieval.demo.synthetic import caption_for, combinations, render_scene
 from retrieval.embedders import create_embedder
+from retrieval.embedders import precision as precision_module
 from retrieval.embedders.base import Embedder
-from retrieval.embedders.precision import input_dtype, native_cpu_bf16, resolve_precision
+from retrieval.embedders.precision import (
+    cpu_bf16_units,
+    cpu_vendor,
+    faster_cpu_bf16,
+    input_dtype,
+    resolve_precision,
+)
 from retrieval.errors import ConfigError
 
 MIN_COSINE = 0.999  # issue #7: a faster path is kept only above this
@@ -41,10 +48,33 @@ def _pair(name: str, **kwargs: object) -> tuple[Embedder, Embedder]:
 
 
 def test_auto_is_bf16_only_where_the_cpu_has_bf16_units() -> None:
-    expected = "bf16" if native_cpu_bf16() else "fp32"
+    expected = "bf16" if faster_cpu_bf16(cpu_bf16_units(), cpu_vendor()) else "fp32"
     assert resolve_precision("auto", "cpu") == expected
     assert resolve_precision("fp32", "cpu") == "fp32"
     assert input_dtype("bf16") is torch.bfloat16 and input_dtype("fp32") is torch.float32
+
+
+@pytest.mark.parametrize(("units", "vendor", "expected"), [
+    ("AMX", "GenuineIntel", "bf16"),  # about 4x fp32
+    ("AVX512-BF16", "AuthenticAMD", "bf16"),  # 1.9x on an EPYC (Zen 4)
+    ("AVX512-BF16", "GenuineIntel", "fp32"),  # 0.67x on a Xeon without AMX
+    ("", "AuthenticAMD", "fp32"),
+    ("", "", "fp32"),
+])
+def test_auto_on_cpu_follows_the_measured_units_and_vendor(
+    monkeypatch: pytest.MonkeyPatch, units: str, vendor: str, expected: str
+) -> None:
+    monkeypatch.setattr(precision_module, "cpu_bf16_units", lambda: units)
+    monkeypatch.setattr(precision_module, "cpu_vendor", lambda: vendor)
+    assert resolve_precision("auto", "cpu") == expected
+    assert resolve_precision("bf16", "cpu") == "bf16"  # forcing it is always allowed
+
+
+def test_cpu_vendor_is_read_from_cpuinfo(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n")
+    assert cpu_vendor(info) == "AuthenticAMD"
+    assert cpu_vendor(tmp_path / "missing") == ""  # not Linux: bf16 only with AMX
 
 
 def test_unknown_or_impossible_precision_is_refused() -> None:
