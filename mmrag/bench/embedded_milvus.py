@@ -153,11 +153,12 @@ def log_tail(data_dir: Path) -> str:
     return "\n".join(lines[-15:])
 
 
-def timeout_message(step: str, data_dir: Path, timeout_s: float) -> str:
-    """A start-up that ran out of time, said as a timeout (with the logs)."""
+def timeout_message(step: str, data_dir: Path, timeout_s: float, hint: str = "") -> str:
+    """A start-up that ran out of time, said as a timeout (with the caller's knob and logs)."""
+    knob = f"; {hint}" if hint else ""
     return (
         f"embedded Milvus did not {step} within {timeout_s:g} s (a start-up timeout: the "
-        f"machine may be loaded). Logs in {data_dir}:\n{log_tail(data_dir)}"
+        f"machine may be loaded{knob}). Logs in {data_dir}:\n{log_tail(data_dir)}"
     )
 
 
@@ -202,9 +203,10 @@ def _start(server: Any, env: dict[str, str]) -> None:
 
 @contextmanager
 def run_embedded_server(
-    milvus: ModuleType, data_dir: Path, timeout_s: float = START_TIMEOUT_S
+    milvus: ModuleType, data_dir: Path, timeout_s: float = START_TIMEOUT_S, *, hint: str = ""
 ) -> Iterator[EmbeddedServer]:
-    """Start the embedded standalone in data_dir, yield it once it serves, stop it after."""
+    """Start the embedded standalone in data_dir, yield it once it serves, stop it after;
+    ``hint`` (how to wait longer) is added to a timeout's message."""
     from retrieval.errors import StoreUnavailableError
 
     started = time.monotonic()
@@ -228,14 +230,14 @@ def run_embedded_server(
                     f"{log_tail(data_dir)}"
                 )
             if time.monotonic() > deadline:
-                raise ServerFailed(timeout_message("become healthy", data_dir, timeout_s))
+                raise ServerFailed(timeout_message("become healthy", data_dir, timeout_s, hint))
             time.sleep(0.2)
         uri = f"http://127.0.0.1:{server.listen_port}"
         try:
             wait_until_serving(uri, deadline)
         except StoreUnavailableError as exc:
             raise ServerFailed(
-                timeout_message(f"accept clients ({exc})", data_dir, timeout_s)
+                timeout_message(f"accept clients ({exc})", data_dir, timeout_s, hint)
             ) from exc
         yield EmbeddedServer(
             uri=uri, start_seconds=time.monotonic() - started, data_dir=data_dir, alias=alias,

@@ -155,7 +155,9 @@ def _resize_torch(rgb: np.ndarray, size: tuple[int, int], interpolation: str) ->
     copying it to HWC order first (~0.25 ms for 224x298) would be wasted.
     """
     mode = "bilinear" if interpolation == "bilinear" else "bicubic"
-    pixels = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
+    # writable as torch.from_numpy wants (a read-only array, e.g. a rotated view, is copied)
+    pixels = torch.from_numpy(np.require(rgb, requirements=("C", "W"))).permute(2, 0, 1)
+    pixels = pixels.unsqueeze(0)
     out = torch.nn.functional.interpolate(pixels, size=size, mode=mode, antialias=True)
     return out[0].permute(1, 2, 0).numpy()
 

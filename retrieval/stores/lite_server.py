@@ -9,7 +9,8 @@ loser fail every collection call with ``Mmap manager has not been init`` until i
 
 mmrag starts each Lite process itself with ``HOME`` set to a private temporary folder, removed
 when the server stops, and registers it with milvus_lite's server manager, so pymilvus'
-``MilvusClient`` connects to it as to a server it started itself.
+``MilvusClient`` connects to it as to a server it started itself. Its glog files go there too
+(milvus_lite leaves one in /tmp per process).
 """
 
 from __future__ import annotations
@@ -69,11 +70,13 @@ class IsolatedLiteServer(Server):
 
 
 def lite_environment(bin_path: Path, home: Path) -> dict[str, str]:
-    """This process's environment for the Lite binary: its libraries first, ``HOME`` private."""
+    """This process's environment for the Lite binary: its libraries first, ``HOME`` and the
+    log folder private (errors still go to stderr)."""
     env = dict(os.environ)
     for name in ("LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH"):
         env[name] = f"{bin_path}:{os.environ.get('LD_LIBRARY_PATH', '')}"
     env["HOME"] = str(home)
+    env["GLOG_log_dir"] = str(home)  # its INFO log file, else one per process left in /tmp
     return env
 
 

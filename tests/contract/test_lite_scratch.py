@@ -64,5 +64,7 @@ def test_store_leaves_the_users_folder_and_cleans_its_own(
         store.ensure_collection(DIM, "m")
         during = set(Path(tempfile.gettempdir()).glob("mmrag-lite-home-*")) - before
         assert len(during) == 1
+        scratch = next(iter(during))
+        assert list(scratch.glob("milvus.*.log.INFO.*"))  # its glog file, not one in /tmp
     assert keep.read_text() == "the user's\n"  # plain Lite deletes the whole folder
     assert not any(p.exists() for p in during)

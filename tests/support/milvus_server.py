@@ -24,5 +24,8 @@ __all__ = ["EmbeddedServer", "ServerFailed", "ServerUnavailable", "run_embedded_
 @contextmanager
 def run_embedded_server(milvus: ModuleType, data_dir: Path) -> Iterator[EmbeddedServer]:
     """Start the embedded standalone in data_dir, yield it once it serves, stop it after."""
-    with embedded_milvus.run_embedded_server(milvus, data_dir, SERVER_START_TIMEOUT_S) as server:
+    hint = "set MMRAG_TEST_MILVUS_START_S to a number of seconds to wait longer"
+    with embedded_milvus.run_embedded_server(
+        milvus, data_dir, SERVER_START_TIMEOUT_S, hint=hint
+    ) as server:
         yield server

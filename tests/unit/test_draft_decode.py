@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import cv2
 import numpy as np
@@ -90,3 +91,15 @@ def test_trained_model_embeds_draft_decoded_photos_alike() -> None:
         [decode_image(d, min_side=embedder.decode_min_side) for d in data]
     )
     assert float((full * draft).sum(axis=1).min()) >= 0.999
+
+
+def test_a_read_only_image_is_prepared_without_a_warning() -> None:
+    """A read-only array (a rotated or borrowed buffer) is copied for torch, not warned about."""
+    rgb = np.zeros((100, 120, 3), dtype=np.uint8)  # under 2x the input: no pre-shrink copy
+    rgb[::7] = 200
+    writable = preprocess_image(rgb, PreprocessConfig(size=(64, 64), reducing_gap=2.0))
+    rgb.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's "NumPy array is not writable" UserWarning
+        frozen = preprocess_image(rgb, PreprocessConfig(size=(64, 64), reducing_gap=2.0))
+    assert np.array_equal(frozen, writable)
