@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import psutil
 import pytest
 from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
@@ -59,12 +60,12 @@ def test_store_leaves_the_users_folder_and_cleans_its_own(
     keep.parent.mkdir(parents=True)
     keep.write_text("the user's\n")
     monkeypatch.setenv("HOME", str(home))
-    before = set(Path(tempfile.gettempdir()).glob("mmrag-lite-home-*"))
-    with open_store(str(tmp_path / "own.db"), "c") as store:
+    db = tmp_path / "own.db"
+    with open_store(str(db), "c") as store:
         store.ensure_collection(DIM, "m")
-        during = set(Path(tempfile.gettempdir()).glob("mmrag-lite-home-*")) - before
-        assert len(during) == 1
-        scratch = next(iter(during))
+        (lite,) = [c for c in psutil.Process().children() if c.cmdline()[1:2] == [str(db)]]
+        scratch = Path(lite.environ()["HOME"])  # what the Lite process really got
+        assert scratch.parent == Path(tempfile.gettempdir()) and scratch != home
         assert list(scratch.glob("milvus.*.log.INFO.*"))  # its glog file, not one in /tmp
     assert keep.read_text() == "the user's\n"  # plain Lite deletes the whole folder
-    assert not any(p.exists() for p in during)
+    assert not scratch.exists()
