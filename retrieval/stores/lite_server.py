@@ -96,3 +96,16 @@ def start_lite_server(db: Path) -> None:
             manager._servers[key] = server
             return
         server.stop()
+
+
+def lite_process_state(db: Path) -> str:
+    """What became of the Lite process this process started for ``db``, for a start-up error:
+    still running (slow, or stuck), or exited with its code; '' when none was started here."""
+    server = server_manager_instance._servers.get(str(db.absolute().resolve()))
+    process = getattr(server, "_p", None)
+    if not isinstance(process, subprocess.Popen):
+        return ""
+    code = process.poll()
+    if code is None:
+        return f"its process (pid {process.pid}) is still running"
+    return f"its process (pid {process.pid}) exited with code {code}"

@@ -178,13 +178,18 @@ class LiteBackend(MilvusBackend):
                 uri=self.address, token=token or "", timeout=timeout, dedicated=True
             )
         except (MilvusException, grpc.RpcError) as exc:
+            from retrieval.stores.lite_server import lite_process_state
+
             err = translate(exc, "connect", self.where)
+            state = lite_process_state(self.db)  # before it is stopped below
             # ConnectionConfigException: Lite never started (e.g. another process owns it).
             never_started = isinstance(exc, ConnectionConfigException)
             _release_lite(self.address, stop=not never_started)
             lite_lock.release(self.db)
             if not never_started and getattr(exc, "code", None) == CONNECT_FAILED:
-                raise StoreUnavailableError(start_timeout(self.db, timeout, str(err))) from exc
+                raise StoreUnavailableError(
+                    start_timeout(self.db, timeout, str(err), state)
+                ) from exc
             raise StoreUnavailableError(open_failure(self.db, str(err))) from exc
         except StoreUnavailableError:
             _release_lite(self.address, stop=False)

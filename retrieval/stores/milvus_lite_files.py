@@ -37,10 +37,12 @@ def open_failure(db: Path, error: str) -> str:
     )
 
 
-def start_timeout(db: Path, seconds: float, error: str) -> str:
-    """The message for a Lite process that started but did not answer in time."""
+def start_timeout(db: Path, seconds: float, error: str, state: str = "") -> str:
+    """The message for a Lite process that started but did not answer in time (``state``:
+    what became of its process, when known)."""
+    known = f"; {state}" if state else ""
     return (
         f"Milvus Lite for {db} did not answer within {seconds:g} s of starting (a start-up "
-        f"timeout: the machine may be busy). Try again, or allow it longer with "
+        f"timeout: the machine may be busy{known}). Try again, or allow it longer with "
         f"MMRAG_LITE_START_TIMEOUT_S=SECONDS ({error})"
     )

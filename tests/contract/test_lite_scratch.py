@@ -69,3 +69,24 @@ def test_store_leaves_the_users_folder_and_cleans_its_own(
         assert list(scratch.glob("milvus.*.log.INFO.*"))  # its glog file, not one in /tmp
     assert keep.read_text() == "the user's\n"  # plain Lite deletes the whole folder
     assert not scratch.exists()
+
+
+def test_a_start_error_says_what_became_of_the_lite_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Lite process that exited is named with its exit code (a real process that exited 3)."""
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from milvus_lite.server_manager import server_manager_instance
+
+    from retrieval.stores.lite_server import lite_process_state
+
+    db = tmp_path / "gone.db"
+    assert lite_process_state(db) == ""  # none started here
+    exited = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    exited.wait()
+    monkeypatch.setitem(server_manager_instance._servers, str(db.resolve()),
+                        SimpleNamespace(_p=exited))
+    assert lite_process_state(db) == f"its process (pid {exited.pid}) exited with code 3"

@@ -3,6 +3,7 @@ has a place of its own (pid file, data dir, ports), whatever else runs on the ma
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -33,6 +34,7 @@ def test_a_lite_start_timeout_says_it_was_a_timeout(
     assert f"Milvus Lite for {db} did not answer within 0.5 s of starting" in message
     assert "start-up timeout" in message and "MMRAG_LITE_START_TIMEOUT_S" in message
     assert "another process" not in message
+    assert re.search(r"its process \(pid \d+\) is still running", message), message
     monkeypatch.undo()
     with open_store(str(db), "items") as store:  # the same file opens with a real Lite
         assert not store.exists()
