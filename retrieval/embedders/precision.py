@@ -10,6 +10,7 @@ layers in bf16, LayerNorm in fp32), the embeddings come out as fp32 and agree wi
 to a cosine of 0.9999 (``tests/unit/test_precision.py``), so one collection can mix vectors of
 both.
 """
+
 from __future__ import annotations
 
 import logging
@@ -69,8 +70,9 @@ def resolve_precision(precision: str, device: str) -> str:
         return "bf16" if faster_cpu_bf16(cpu_bf16_units(), cpu_vendor()) else "fp32"
     if precision == "fp16" and not on_cuda:
         raise ConfigError("precision fp16 needs a CUDA device; on a CPU use bf16 or fp32")
-    if precision == "bf16" and not on_cuda and not native_cpu_bf16():
-        log.warning("this CPU has no native bf16 units: bf16 will be slower than fp32")
+    if precision == "bf16" and not on_cuda and not faster_cpu_bf16(cpu_bf16_units(), cpu_vendor()):
+        log.warning("bf16 is slower than fp32 on this CPU (no AMX, and no AVX512-BF16 on an "
+                    "AMD CPU): use MMRAG_PRECISION=auto or fp32")
     return precision
 
 

@@ -80,13 +80,24 @@ def lite_environment(bin_path: Path, home: Path) -> dict[str, str]:
     return env
 
 
+def server_key(db: Path) -> str:
+    """The name milvus_lite's server manager keeps a file's server under (its resolved path)."""
+    return str(db.absolute().resolve())
+
+
+def running_lite_server(db: Path) -> Server | None:
+    """The Lite server this process runs for ``db`` (started by mmrag or by pymilvus), if any."""
+    server: Server | None = server_manager_instance._servers.get(server_key(db))
+    return server
+
+
 def start_lite_server(db: Path) -> None:
     """Start an isolated Lite server for ``db`` unless this process already runs one.
 
     A start that fails (another process holds the file, or the binary exits at once) leaves
     nothing registered: pymilvus' own start then reports it as milvus_lite always has.
     """
-    key = str(db.absolute().resolve())
+    key = server_key(db)
     manager = server_manager_instance
     with manager._lock:
         if key in manager._servers:
@@ -101,8 +112,7 @@ def start_lite_server(db: Path) -> None:
 def lite_process_state(db: Path) -> str:
     """What became of the Lite process this process started for ``db``, for a start-up error:
     still running (slow, or stuck), or exited with its code; '' when none was started here."""
-    server = server_manager_instance._servers.get(str(db.absolute().resolve()))
-    process = getattr(server, "_p", None)
+    process = getattr(running_lite_server(db), "_p", None)
     if not isinstance(process, subprocess.Popen):
         return ""
     code = process.poll()

@@ -251,9 +251,9 @@ def _import_milvus_lite() -> None:
 def _note_borrowed_lite(path: str) -> bool:
     """Remember a Lite server this process already ran before mmrag's first store on it (the
     user's own pymilvus client started it): mmrag shares it and never stops it. True if so."""
-    from milvus_lite.server_manager import server_manager_instance
+    from retrieval.stores.lite_server import running_lite_server
 
-    running = str(Path(path).absolute().resolve()) in server_manager_instance._servers
+    running = running_lite_server(Path(path)) is not None
     with _lite_lock:
         if running:
             _lite_borrowed.add(path)

@@ -62,12 +62,16 @@ def test_auto_is_bf16_only_where_the_cpu_has_bf16_units() -> None:
     ("", "", "fp32"),
 ])
 def test_auto_on_cpu_follows_the_measured_units_and_vendor(
-    monkeypatch: pytest.MonkeyPatch, units: str, vendor: str, expected: str
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, units: str, vendor: str,
+    expected: str,
 ) -> None:
     monkeypatch.setattr(precision_module, "cpu_bf16_units", lambda: units)
     monkeypatch.setattr(precision_module, "cpu_vendor", lambda: vendor)
     assert resolve_precision("auto", "cpu") == expected
-    assert resolve_precision("bf16", "cpu") == "bf16"  # forcing it is always allowed
+    with caplog.at_level("WARNING", logger=precision_module.__name__):
+        assert resolve_precision("bf16", "cpu") == "bf16"  # forcing it is always allowed
+    warned = "bf16 is slower than fp32 on this CPU" in caplog.text
+    assert warned == (expected == "fp32"), caplog.text
 
 
 def test_cpu_vendor_is_read_from_cpuinfo(tmp_path: Path) -> None:

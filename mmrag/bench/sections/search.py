@@ -50,8 +50,7 @@ def search_section(
     ]
     bare_ms = np.array(bare) * 1e3
     batched_qps = batched_ceiling(store, embedder, sizes)
-    lite_found = [[int(h.id[1:]) for h in hits] for hits in store.search(held_out(embedder.dim,
-                                                                                   sizes), k=10)]
+    lite_found = top10_rows(store, held_out(embedder.dim, sizes))
     store.close()
     run = serve_and_load(model, db, sizes)
     log(
@@ -130,7 +129,7 @@ def server_search_rows(
             store = open_store(uri, "bench")
             indexed = store.wait_until_indexed(timeout=600.0)
             index = store.info().index_type
-            found = [[int(h.id[1:]) for h in hits] for hits in store.search(queries, k=10)]
+            found = top10_rows(store, queries)
             wide = search_ids(uri, queries, WIDE_EF)
             for text in warm_texts(seed=3):
                 store.search(embedder.embed_texts([text]), k=10)
@@ -177,12 +176,17 @@ def server_search_rows(
     ]
 
 
+def top10_rows(store: Any, queries: np.ndarray) -> list[list[int]]:
+    """Row numbers (ids ``v<n>``) of each query's top 10 in the store."""
+    return [[int(h.id[1:]) for h in hits] for hits in store.search(queries, k=10)]
+
+
 def search_ids(uri: str, queries: np.ndarray, hnsw_ef: int) -> list[list[int]]:
     """Top-10 row numbers of the server's "bench" collection, searched with this HNSW ef."""
     from retrieval.stores.milvus import MilvusStore
 
     with MilvusStore(uri, "bench", hnsw_ef=hnsw_ef, create=False) as store:
-        return [[int(h.id[1:]) for h in hits] for hits in store.search(queries, k=10)]
+        return top10_rows(store, queries)
 
 
 def clustered_recalls(
@@ -218,7 +222,7 @@ def ann_search_rows(
     db = work / f"ivf-{model}-{n}.db"  # Lite file names: at most 36 characters
     fill_search_db(db, model, embedder, base, index_type="IVF_FLAT")
     store = open_store(str(db), "bench")
-    found = [[int(h.id[1:]) for h in hits] for hits in store.search(held_out, k=10)]
+    found = top10_rows(store, held_out)
     in_process = batched_ceiling(store, embedder, sizes)
     store.close()
     truth, _ = exact_top_k(base, held_out, 10)
